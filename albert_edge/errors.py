@@ -1,0 +1,9 @@
+"""The errors a user can cause: each names the file, field or value and what is accepted.
+
+The CLI prints these as one line; anything else is a bug and keeps its traceback.
+"""
+
+from albert_edge.checkpoint import CheckpointError
+from albert_edge.config import ConfigError
+
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, CheckpointError)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from albert_edge import __version__
 
@@ -39,6 +41,20 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"forward      input (1, {args.seq_len}) -> {shapes} in {ms:.1f} ms (eager fp32, first call)")
 
 
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    """Print one JSON object per text: ids, tokens, token types and offsets."""
+    from albert_edge.tokenizer import AlbertTokenizer
+
+    path = Path(args.tokenizer)
+    tok = AlbertTokenizer.from_pretrained(path) if path.is_dir() else AlbertTokenizer.from_file(path)
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    for text in texts:
+        enc = tok.encode(text, args.pair, max_length=args.max_length)
+        print(json.dumps({"input_ids": enc.input_ids, "tokens": enc.tokens,
+                          "token_type_ids": enc.token_type_ids, "offsets": enc.offsets},
+                         ensure_ascii=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from albert_edge.checkpoint import HEADS
 
@@ -59,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model head; default: the checkpoint's architectures, or 'base' for a preset")
     p.add_argument("--seq-len", type=int, default=128, help="sequence length of the example input (default 128)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("tokenize", help="tokenize text with an ALBERT tokenizer",
+                       description="Tokenize texts (arguments, or one per line on stdin) and print one "
+                                   "JSON object per text.")
+    p.add_argument("tokenizer", metavar="TOKENIZER",
+                   help="a checkpoint directory (spiece.model or tokenizer.json) or an spiece.model file")
+    p.add_argument("text", nargs="*", help="texts to tokenize; default: read lines from stdin")
+    p.add_argument("--pair", default=None, help="second segment for every text ([CLS] A [SEP] B [SEP])")
+    p.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens (longest first)")
+    p.set_defaults(func=cmd_tokenize)
     return parser
 
 

@@ -5,5 +5,6 @@ The CLI prints these as one line; anything else is a bug and keeps its traceback
 
 from albert_edge.checkpoint import CheckpointError
 from albert_edge.config import ConfigError
+from albert_edge.tokenizer import TokenizerError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, CheckpointError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, CheckpointError, TokenizerError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -58,3 +59,21 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "info" in capsys.readouterr().out
+
+
+def test_tokenize_matches_the_library(spiece_model_path, capsys):
+    from albert_edge.tokenizer import AlbertTokenizer
+
+    assert main(["tokenize", str(spiece_model_path), "Hello, world!", "--pair", "Second one", "--max-length", "8"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    enc = AlbertTokenizer.from_file(spiece_model_path).encode("Hello, world!", "Second one", max_length=8)
+    assert line["input_ids"] == list(enc.input_ids) and len(line["input_ids"]) == 8
+    assert line["token_type_ids"] == list(enc.token_type_ids)
+
+
+def test_tokenize_bad_model_file(tmp_path, capsys):
+    bad = tmp_path / "spiece.model"
+    bad.write_text("not a model")
+    assert main(["tokenize", str(bad), "hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("albert-edge: error: ") and "spiece.model" in err

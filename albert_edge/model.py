@@ -15,8 +15,9 @@ Deliberate deviations from transformers:
   plain tensors out (no output dataclasses, labels, losses, ``inputs_embeds`` or flags).
 - Position embeddings are a slice of the table (``weight[:S]``) rather than a lookup of a
   position-id buffer; the outputs are identical and the exported graph has no gather for them.
-- Attention is written out (matmul, additive mask, softmax, matmul) and the additive mask is
-  built once per forward; transformers dispatches to SDPA with an equivalent mask.
+- Attention is written out for the XNNPACK delegate: heads folded into the batch of 3-D ``bmm``s,
+  reshapes with the sequence length left to ``-1``, and an additive mask built once per forward;
+  transformers dispatches to SDPA with an equivalent mask.
 - ``gelu_new`` is written ``0.5*x*(1+tanh(c*(x + 0.044715*x*x*x)))``: XNNPACK delegates this
   form exactly, while it runs ``gelu(approximate="tanh")`` as exact GELU and rejects ``pow``.
 """
@@ -92,14 +93,21 @@ class AlbertAttention(nn.Module):
         self.output_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """x: (B, S, H); mask: additive float (B, 1, 1, S) -> (B, S, H)."""
-        B, S, H = x.shape
-        q = self.query(x).view(B, S, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, S, hd)
-        k = self.key(x).view(B, S, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, S, hd)
-        v = self.value(x).view(B, S, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, S, hd)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale + mask  # (B, nh, S, S)
+        """x: (B, S, H); mask: additive float (B * nh, 1, S), or (1, 1, S) when B == 1 -> (B, S, H).
+
+        Written for the XNNPACK delegate: heads are folded into the batch of 3-D ``bmm``s (a 4-D
+        ``matmul`` adds ``expand`` copies the delegate does not take), and every reshape leaves
+        the sequence length to ``-1`` so that it stays a single inferred dimension.
+        """
+        B, H = x.shape[0], x.shape[2]
+        nh, hd = self.num_heads, self.head_dim
+        q = self.query(x).reshape(B, -1, nh, hd).transpose(1, 2).reshape(B * nh, -1, hd)  # (B*nh, S, hd)
+        k = self.key(x).reshape(B, -1, nh, hd).transpose(1, 2).reshape(B * nh, -1, hd)  # (B*nh, S, hd)
+        v = self.value(x).reshape(B, -1, nh, hd).transpose(1, 2).reshape(B * nh, -1, hd)  # (B*nh, S, hd)
+        scores = torch.bmm(q, k.transpose(1, 2)) * self.scale + mask  # (B*nh, S, S)
         probs = self.attention_dropout(torch.softmax(scores, dim=-1))
-        context = torch.matmul(probs, v).transpose(1, 2).reshape(B, S, H)  # (B, S, H)
+        context = torch.bmm(probs, v)  # (B*nh, S, hd)
+        context = context.reshape(B, nh, -1, hd).transpose(1, 2).reshape(B, -1, H)  # (B, S, H)
         return self.LayerNorm(x + self.output_dropout(self.dense(context)))
 
 
@@ -204,10 +212,13 @@ class AlbertModel(AlbertPreTrainedModel):
         """int64 (B, S) inputs (mask: 1 = token, 0 = padding) -> last hidden state, float (B, S, H)."""
         x = self.embeddings(input_ids, token_type_ids)  # (B, S, E)
         if attention_mask is None:
-            mask = torch.zeros((), dtype=x.dtype)  # nothing masked; broadcasts to (B, nh, S, S)
+            mask = torch.zeros((), dtype=x.dtype)  # nothing masked; broadcasts to (B*nh, S, S)
         else:
             # Built once and shared by every layer: 0 where attended, dtype-min on padding.
-            keep = attention_mask[:, None, None, :].to(x.dtype)  # (B, 1, 1, S)
+            B, nh = input_ids.shape[0], self.config.num_attention_heads
+            keep = attention_mask[:, None, :].to(x.dtype)  # (B, 1, S)
+            if B > 1:  # one row per (sequence, head), matching the attention's folded batch
+                keep = keep.repeat_interleave(nh, dim=0)  # (B*nh, 1, S)
             mask = (1.0 - keep) * torch.finfo(x.dtype).min
         return self.encoder(x, mask)
 

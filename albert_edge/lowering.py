@@ -135,6 +135,16 @@ def delegation_report(edge_program) -> DelegationReport:
     return DelegationReport(calls, dict(sorted(delegated.items())), dict(sorted(outside.items())), reasons)
 
 
+def program_constants(config, max_seq_len: int, dynamic: bool) -> dict[str, int]:
+    """Constant methods stored in every program: the input bounds the runtime checks."""
+    return {
+        "get_max_seq_len": max_seq_len,
+        "get_min_seq_len": 1 if dynamic else max_seq_len,
+        "get_vocab_size": config.vocab_size,
+        "get_type_vocab_size": config.type_vocab_size,
+    }
+
+
 def dynamic_shapes(max_seq_len: int) -> tuple[dict[int, Any], ...]:
     seq = torch.export.Dim("seq", min=1, max=max_seq_len)
     return tuple({1: seq} for _ in INPUT_NAMES)
@@ -171,6 +181,8 @@ def export_program(
         # The IR validity check re-runs every node on fake tensors; it costs about a minute for
         # albert-base; the tests check every recipe's program against eager instead.
         compile_config=EdgeCompileConfig(_check_ir_validity=False),
+        # Facts a runtime needs to check inputs, readable from a bare .pte as extra methods.
+        constant_methods=program_constants(config, max_seq_len, dynamic),
     )
     report = delegation_report(edge.exported_program())
     buffer = edge.to_executorch().buffer

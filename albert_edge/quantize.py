@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from albert_edge.recipes import Recipe
@@ -86,13 +87,25 @@ class QuantizedEmbedding(nn.Module):
         return torch.ops.quantized_decomposed.embedding_4bit.default(self.weight, self.scales, None, -8, 7, indices)
 
 
-def to_delegate_form(model: nn.Module) -> nn.Module:
-    """Replace every ``nn.LayerNorm`` of ``model`` in place by ``XnnpackLayerNorm``; returns it."""
-    for name, child in list(model.named_children()):
-        if isinstance(child, nn.LayerNorm):
-            setattr(model, name, XnnpackLayerNorm(child))
-        else:
-            to_delegate_form(child)
+GELU_FAMILY = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+
+
+def to_delegate_form(model: nn.Module, gelu: str = "exact") -> nn.Module:
+    """Rewrite ``model`` in place for the XNNPACK delegate; returns it.
+
+    Every ``nn.LayerNorm`` becomes ``XnnpackLayerNorm`` (same parameters). With
+    ``gelu="xnnpack"``, GELU-family activations become ``F.gelu``, one XNNPACK op.
+    """
+    if gelu not in ("exact", "xnnpack"):
+        raise ValueError(f"gelu must be 'exact' or 'xnnpack', got {gelu!r}")
+    for name, child in list(model.named_modules()):
+        for attr, sub in list(child.named_children()):
+            if isinstance(sub, nn.LayerNorm):
+                setattr(child, attr, XnnpackLayerNorm(sub))
+    if gelu == "xnnpack" and model.config.hidden_act in GELU_FAMILY:
+        for module in model.modules():
+            if hasattr(module, "activation") and callable(module.activation):
+                module.activation = F.gelu
     return model
 
 
@@ -154,7 +167,7 @@ def quantize(
     """
     from albert_edge.model import example_inputs
 
-    q = to_delegate_form(copy.deepcopy(model)).eval()
+    q = to_delegate_form(copy.deepcopy(model), recipe.gelu).eval()
     _quantize_word_embedding(q, recipe)
     calibration = list(calibration) if calibration is not None else [example_inputs(model.config, 16)]
     if recipe.linear == "int8-dynamic":

@@ -1,0 +1,174 @@
+"""Quantization and XNNPACK lowering on small configs: programs against eager PyTorch."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from albert_edge.config import AlbertConfig
+from albert_edge.lowering import export_program, lower
+from albert_edge.model import AlbertModel, example_inputs
+from albert_edge.quantize import QuantizedEmbedding, XnnpackLayerNorm, quantize, register_quantized_ops, to_delegate_form
+from albert_edge.recipes import RECIPES, get_recipe
+
+TINY = AlbertConfig.from_name("tiny", max_position_embeddings=48)
+# Ops that may stay outside the delegate; anything else left out fails the test.
+ALLOWED_OUTSIDE = {
+    "aten.embedding.default",
+    "quantized_decomposed.embedding_byte.default",
+    "quantized_decomposed.embedding_4bit.default",
+    "dim_order_ops._to_dim_order_copy.default",
+    "aten.unsqueeze_copy.default",
+    "aten.slice_copy.Tensor",
+    "aten.select_copy.int",
+    "sym_size.int",
+}
+MUST_DELEGATE = ("aten.linear.default", "aten.bmm.default", "aten._softmax.default", "aten.add.Tensor", "aten.mul.Tensor")
+
+
+def sqnr_db(ref: torch.Tensor, test: torch.Tensor) -> float:
+    return (10 * torch.log10(ref.pow(2).mean() / (ref - test).pow(2).mean())).item()
+
+
+def run_program(buffer: bytes, inputs) -> list[torch.Tensor]:
+    from executorch.runtime import Runtime
+
+    register_quantized_ops()
+    method = Runtime.get().load_program(buffer).load_method("forward")
+    return method.execute(list(inputs))
+
+
+@pytest.fixture(scope="module")
+def model() -> AlbertModel:
+    torch.manual_seed(0)
+    return AlbertModel(TINY).eval()
+
+
+@pytest.fixture(scope="module")
+def programs(model):
+    return {name: export_program(model, recipe, max_seq_len=TINY.max_position_embeddings) for name, recipe in RECIPES.items()}
+
+
+def test_xnnpack_layer_norm_matches_torch():
+    ln = nn.LayerNorm(64, eps=1e-12)
+    with torch.no_grad():
+        ln.weight.normal_()
+        ln.bias.normal_()
+    x = torch.randn(2, 9, 64) * 3 + 5
+    assert (XnnpackLayerNorm(ln)(x) - ln(x)).abs().max().item() <= 1e-5
+
+
+def test_delegate_form_keeps_outputs(model):
+    inputs = example_inputs(TINY, 11)
+    with torch.no_grad():
+        want = model(*inputs)[0]
+        exact = to_delegate_form(copy.deepcopy(model))(*inputs)[0]
+        approx = to_delegate_form(copy.deepcopy(model), gelu="xnnpack")(*inputs)[0]
+    assert (exact - want).abs().max().item() <= 1e-5
+    assert 0 < (approx - want).abs().max().item() <= 5e-3  # erf GELU: a small, real difference
+
+
+def test_quantize_does_not_touch_the_float_model(model):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    types = [type(m) for m in model.modules()]
+    for recipe in RECIPES.values():
+        quantize(model, recipe)
+    assert [type(m) for m in model.modules()] == types
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("bits,group", [(8, 0), (4, 8)])
+def test_quantized_embedding_error_is_within_half_a_step(bits, group):
+    register_quantized_ops()
+    table = torch.randn(50, 16)
+    emb = QuantizedEmbedding(table, bits, group)
+    ids = torch.arange(50)[None, :]
+    got = emb(ids)[0]
+    qmax = 2 ** (bits - 1) - 1
+    groups = table.reshape(50, -1, group or 16)
+    step = (groups.abs().amax(-1, keepdim=True) / qmax).expand_as(groups).reshape(50, 16)
+    assert ((got - table).abs() <= step / 2 + 1e-6).all()
+    assert emb.weight.dtype == (torch.int8 if bits == 8 else torch.uint8)
+    assert emb.weight.numel() == table.numel() * bits // 8
+
+
+def test_fp32_program_matches_eager_at_every_length(model, programs):
+    for n in (1, 7, TINY.max_position_embeddings):
+        inputs = example_inputs(TINY, n)
+        with torch.no_grad():
+            want = model(*inputs)
+        got = run_program(programs["fp32"].buffer, inputs)
+        for w, g in zip(want, got):
+            assert g.shape == w.shape
+            assert (g - w).abs().max().item() <= 1e-4
+
+
+def test_padding_mask_is_honoured_by_the_program(model, programs):
+    ids, mask, types = example_inputs(TINY, 10)
+    mask[0, 6:] = 0
+    with torch.no_grad():
+        want = model(ids, mask, types)[0]
+    got = run_program(programs["fp32"].buffer, (ids, mask, types))[0]
+    assert (got - want).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("name,min_db", [("int8", 20.0), ("int4", 10.0)])
+def test_quantized_programs_keep_signal(model, programs, name, min_db):
+    for n in (1, 13, TINY.max_position_embeddings):
+        inputs = example_inputs(TINY, n)
+        with torch.no_grad():
+            want = model(*inputs)[0]
+        got = run_program(programs[name].buffer, inputs)[0]
+        assert sqnr_db(want, got) >= min_db
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_everything_but_lookups_is_delegated(programs, name):
+    report = programs[name].report
+    assert set(report.undelegated_ops) <= ALLOWED_OUTSIDE, report.undelegated_ops
+    for op in MUST_DELEGATE:
+        assert report.delegated_ops.get(op, 0) > 0, op
+    assert report.delegate_calls <= 4
+    assert report.delegated_share > 0.95
+    assert all(report.reasons[op] for op in report.undelegated_ops)
+
+
+def test_sizes_follow_the_recipes(programs):
+    sizes = {name: len(p.buffer) for name, p in programs.items()}
+    assert sizes["int4"] < sizes["int8"] < sizes["fp32"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["fp32", "int8"])
+def test_shared_layers_are_stored_once(recipe):
+    wide = TINY.replace(hidden_size=256, intermediate_size=1024)
+    torch.manual_seed(0)
+    one = AlbertModel(wide.replace(num_hidden_layers=1)).eval()
+    six = AlbertModel(wide.replace(num_hidden_layers=6)).eval()
+    six.load_state_dict(one.state_dict())
+    a = len(lower(one, example_inputs(wide, 16), RECIPES[recipe]))
+    b = len(lower(six, example_inputs(wide, 16), RECIPES[recipe]))
+    layer_bytes = sum(p.numel() for p in one.encoder.albert_layer_groups.parameters())  # >= 1 byte each
+    # 5 more layer steps add graph (a few KB of instructions each), not 5 more copies of the weights
+    assert b - a < 0.1 * layer_bytes
+
+
+def test_fixed_length_program_has_static_shape(model):
+    program = export_program(model, RECIPES["fp32"], max_seq_len=12, dynamic=False)
+    from executorch.runtime import Runtime
+
+    meta = Runtime.get().load_program(program.buffer).metadata("forward")
+    assert "sizes=[1, 12]" in str(meta)
+    got = run_program(program.buffer, example_inputs(TINY, 12))[0]
+    with torch.no_grad():
+        assert (got - model(*example_inputs(TINY, 12))[0]).abs().max().item() <= 1e-4
+
+
+def test_bad_recipe_and_length(model):
+    with pytest.raises(ValueError, match="unknown recipe 'int2'; known recipes: fp32, int8, int4"):
+        get_recipe("int2")
+    with pytest.raises(ValueError, match=r"max_seq_len must be in \[1, max_position_embeddings=48\], got 49"):
+        export_program(model, RECIPES["fp32"], max_seq_len=49)

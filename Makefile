@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast clean
+.PHONY: demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# Latency benchmarks (pytest-benchmark), kept out of `make test`. Programs are exported once and
+# cached under .benchmarks/programs; results land in .benchmarks/latest.json.
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks --benchmark-json=.benchmarks/latest.json \
+		--benchmark-columns=median,iqr,min,max,rounds --benchmark-sort=name $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -172,3 +172,49 @@ def test_bad_recipe_and_length(model):
         get_recipe("int2")
     with pytest.raises(ValueError, match=r"max_seq_len must be in \[1, max_position_embeddings=48\], got 49"):
         export_program(model, RECIPES["fp32"], max_seq_len=49)
+
+
+def _train_tiny_classifier(steps: int = 150):
+    """A tiny classifier trained on a learnable synthetic task: is token 7 in the sequence?"""
+    from albert_edge.model import AlbertForSequenceClassification
+
+    config = TINY.replace(labels=("absent", "present"))
+    torch.manual_seed(0)
+    model = AlbertForSequenceClassification(config)
+    g = torch.Generator().manual_seed(1)
+
+    def batch(n: int):
+        ids = torch.randint(8, config.vocab_size, (n, 12), generator=g)
+        labels = torch.randint(0, 2, (n,), generator=g)
+        where = torch.randint(0, 12, (n,), generator=g)
+        ids[labels.bool(), where[labels.bool()]] = 7
+        return ids, labels
+
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        ids, labels = batch(32)
+        loss = torch.nn.functional.cross_entropy(model(ids), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return model, batch(300)
+
+
+@pytest.mark.slow
+def test_int8_agrees_with_float_on_a_trained_classifier():
+    model, (ids, labels) = _train_tiny_classifier()
+    with torch.no_grad():
+        float_pred = model(ids).argmax(-1)
+    assert (float_pred == labels).float().mean().item() > 0.9  # the task was learned
+    program = export_program(model, RECIPES["int8"], max_seq_len=16)
+    from executorch.runtime import Runtime
+
+    register_quantized_ops()
+    method = Runtime.get().load_program(program.buffer).load_method("forward")
+    int8_pred = torch.cat([
+        method.execute([ids[i : i + 1], torch.ones_like(ids[i : i + 1]), torch.zeros_like(ids[i : i + 1])])[0].argmax(-1)
+        for i in range(len(ids))
+    ])
+    assert (int8_pred == float_pred).float().mean().item() >= 0.99

@@ -1,0 +1,472 @@
+"""Running exported programs and bundles in Python, over ``executorch.runtime``.
+
+``Program`` loads one ``.pte`` and checks every input before the ExecuTorch runtime sees it: the
+runtime rejects a wrong dtype, a wrong static shape or an out-of-range token id with an
+unreadable ``error 0x12`` (or reads out of bounds), so the checks here say which input, which
+position and which value is wrong, and what would be accepted. The bounds come from the constant
+methods every albert-edge program carries (``get_max_seq_len``, ``get_min_seq_len``,
+``get_vocab_size``, ``get_type_vocab_size``; see ``lowering.program_constants``).
+
+``Bundle`` loads a bundle folder (see ``bundle.py`` and ``export/BUNDLE.md``): it validates the
+manifest, verifies every file's size and sha256 before loading anything, loads the tokenizer and
+the programs, classifies texts, and replays the golden cases.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import weakref
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from albert_edge.bundle import (
+    BundleError,
+    golden_values,
+    read_goldens,
+    read_manifest,
+    tokenizer_from_manifest,
+    verify_files,
+)
+from albert_edge.tokenizer import AlbertTokenizer
+
+log = logging.getLogger(__name__)
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+BOUND_METHODS = ("get_max_seq_len", "get_min_seq_len", "get_vocab_size", "get_type_vocab_size")
+
+# A .pte starts with a 4-byte flatbuffer root offset, then the file identifier "ET" + 2 digits,
+# then (optionally) the extended header "eh00": u32 length, u64 program size, u64 segment base
+# offset, u64 segment data size (little-endian). The last two give the expected file size.
+_PTE_IDENTIFIER = b"ET"
+_EXTENDED_HEADER = b"eh00"
+
+# Every Program alive in this process (see set_num_threads).
+_LIVE_PROGRAMS: "weakref.WeakSet[Program]" = weakref.WeakSet()
+
+
+class ProgramError(ValueError):
+    """A ``.pte`` file cannot be used: missing, not a program, truncated, corrupt, or not ours."""
+
+
+class RuntimeInputError(ValueError):
+    """An input a program would reject; the message names the input, position and value."""
+
+
+def set_num_threads(n: int) -> None:
+    """Size ExecuTorch's CPU threadpool (shared by every program in the process) to ``n`` threads.
+
+    Call it before loading programs (or pass ``num_threads`` to ``Program`` / ``Bundle.load``):
+    XNNPACK keeps the pool it ran with, and resizing it under a loaded program crashes the
+    process, so while any ``Program`` is alive only the current size is accepted.
+    """
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise RuntimeInputError(f"num_threads must be a positive integer, got {n!r}")
+    if n == get_num_threads():
+        log.info("ExecuTorch threadpool: %d thread(s)", n)
+        return
+    gc.collect()  # programs no longer referenced must not count as loaded
+    if _LIVE_PROGRAMS:
+        raise RuntimeInputError(
+            f"num_threads={n}: ExecuTorch's threadpool has {get_num_threads()} threads and "
+            f"{len(_LIVE_PROGRAMS)} program(s) are loaded; set the thread count before loading any "
+            "program (Program(..., num_threads=n), Bundle.load(..., num_threads=n), --threads): "
+            "resizing the pool under a loaded XNNPACK program crashes the process"
+        )
+    _unsafe_reset_threadpool(n)
+    log.info("ExecuTorch threadpool: %d thread(s)", n)
+
+
+def get_num_threads() -> int:
+    """Threads in ExecuTorch's CPU threadpool."""
+    from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
+
+    return int(_threadpool_get_thread_count())
+
+
+def check_pte_header(head: bytes, size: int, source: str) -> None:
+    """Refuse what is not a whole ``.pte`` before the runtime reads it.
+
+    head: the file's first 40 (or more) bytes; size: its length in bytes; source: for messages.
+    """
+    if size < 8 or head[4:6] != _PTE_IDENTIFIER:
+        found = head[4:8] if size >= 8 else head
+        raise ProgramError(
+            f"{source}: not an ExecuTorch program (.pte): bytes 4..8 are {found!r}, expected the "
+            f"file identifier b'ET..' (e.g. b'ET12'); export it with `albert-edge export`"
+        )
+    if head[8:12] != _EXTENDED_HEADER or len(head) < 32:
+        return
+    length, program_size, segment_base = struct.unpack_from("<IQQ", head, 12)
+    segment_size = struct.unpack_from("<Q", head, 32)[0] if length > 24 and len(head) >= 40 else 0
+    expected = segment_base + segment_size if segment_size else program_size
+    if size < expected:
+        raise ProgramError(
+            f"{source}: truncated: its header says {expected} bytes, the file has {size}; "
+            "copy it again or re-export it"
+        )
+
+
+def _as_int64_tensor(value: Any, name: str, where: str) -> Tensor:
+    """A tensor from a tensor, numpy array or nested lists, with the dtype checked (not converted)."""
+    if isinstance(value, Tensor):
+        t = value
+    elif isinstance(value, (list, tuple)):
+        try:
+            t = torch.tensor(value) if len(value) else torch.zeros((0,), dtype=torch.int64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise RuntimeInputError(
+                f"{where}{name}: nested lists must be rectangular and hold only integers ({err})"
+            ) from None
+    elif hasattr(value, "__array__") and not isinstance(value, (str, bytes)):  # numpy arrays
+        t = torch.as_tensor(value)
+    else:
+        raise RuntimeInputError(
+            f"{where}{name} must be a torch.Tensor, a numpy array or nested lists of ints of shape (1, S), "
+            f"got {type(value).__name__}"
+        )
+    if t.dtype != torch.int64:
+        raise RuntimeInputError(
+            f"{where}{name} has dtype {t.dtype}; programs take int64 (torch.long) inputs: "
+            f"convert with .long()"
+        )
+    return t
+
+
+class Program:
+    """One loaded ``.pte``: ``run(input_ids, attention_mask, token_type_ids) -> outputs``.
+
+    source: a path to a ``.pte`` or its bytes. num_threads: if given, resizes ExecuTorch's
+    threadpool (process-wide, see ``set_num_threads``). name: used in messages (default: the
+    file name, or ``<bytes>``).
+
+    Attributes read from the program's constant methods: ``max_seq_len``, ``min_seq_len``,
+    ``vocab_size``, ``type_vocab_size``; ``dynamic`` is True when more than one length is taken.
+    """
+
+    def __init__(self, source: str | os.PathLike | bytes, *, num_threads: int | None = None,
+                 name: str | None = None) -> None:
+        from executorch.runtime import Runtime
+
+        from albert_edge.quantize import register_quantized_ops
+
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data: bytes | str = bytes(source)
+            self.name = name or "<bytes>"
+            check_pte_header(bytes(source[:64]), len(source), self.name)
+        else:
+            path = Path(source)
+            self.name = name or str(path)
+            if not path.is_file():
+                raise ProgramError(f"{path}: no such .pte file")
+            with open(path, "rb") as f:
+                head = f.read(64)
+            check_pte_header(head, path.stat().st_size, self.name)
+            data = str(path)
+        if num_threads is not None:
+            set_num_threads(num_threads)
+        # Programs with int8/int4 embeddings call ExecuTorch's quantized kernels; registering
+        # them is cheap and harmless for programs that do not.
+        register_quantized_ops()
+        try:
+            self._program = Runtime.get().load_program(data)
+        except RuntimeError as err:
+            raise ProgramError(
+                f"{self.name}: ExecuTorch could not load this program ({err}); the file is corrupt "
+                "or was written by another ExecuTorch version: re-export it"
+            ) from None
+        methods = set(self._program.method_names)
+        missing = [m for m in ("forward", *BOUND_METHODS) if m not in methods]
+        if missing:
+            raise ProgramError(
+                f"{self.name}: not an albert-edge program: it has no method(s) {', '.join(missing)} "
+                f"(it has {', '.join(sorted(methods))}); export it with `albert-edge export`"
+            )
+        _LIVE_PROGRAMS.add(self)
+        bounds = {m: self._constant(m) for m in BOUND_METHODS}
+        self.max_seq_len: int = bounds["get_max_seq_len"]
+        self.min_seq_len: int = bounds["get_min_seq_len"]
+        self.vocab_size: int = bounds["get_vocab_size"]
+        self.type_vocab_size: int = bounds["get_type_vocab_size"]
+        try:
+            self._forward = self._program.load_method("forward")
+        except RuntimeError as err:
+            raise ProgramError(f"{self.name}: ExecuTorch could not load method 'forward' ({err})") from None
+
+    def _constant(self, method: str) -> int:
+        try:
+            (value,) = self._program.load_method(method).execute([])
+        except (RuntimeError, ValueError) as err:
+            raise ProgramError(f"{self.name}: could not read constant method {method} ({err})") from None
+        return int(value)
+
+    @property
+    def dynamic(self) -> bool:
+        return self.min_seq_len < self.max_seq_len
+
+    def __repr__(self) -> str:
+        lengths = f"{self.min_seq_len}..{self.max_seq_len}" if self.dynamic else str(self.max_seq_len)
+        return f"Program({self.name!r}, seq_len={lengths}, vocab_size={self.vocab_size})"
+
+    def check_inputs(
+        self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Validate and return the three int64 (1, S) tensors (defaults: mask of ones, types 0).
+
+        Raises RuntimeInputError naming the input, the position and the value at fault.
+        """
+        where = f"{self.name}: "
+        ids = _as_int64_tensor(input_ids, "input_ids", where)
+        self._check_shape(ids, where)
+        S = ids.shape[1]
+        mask = (torch.ones_like(ids) if attention_mask is None
+                else _as_int64_tensor(attention_mask, "attention_mask", where))
+        types = (torch.zeros_like(ids) if token_type_ids is None
+                 else _as_int64_tensor(token_type_ids, "token_type_ids", where))
+        for name, t in (("attention_mask", mask), ("token_type_ids", types)):
+            if tuple(t.shape) != (1, S):
+                raise RuntimeInputError(
+                    f"{where}{name} has shape {tuple(t.shape)} but input_ids has {(1, S)}; they must match"
+                )
+        _check_range(ids, "input_ids", 0, self.vocab_size, where,
+                     f"the vocabulary [0, {self.vocab_size}); the tokenizer and the program must come "
+                     "from the same model")
+        _check_range(mask, "attention_mask", 0, 2, where, "{0, 1} (0 = padding, 1 = token)")
+        _check_range(types, "token_type_ids", 0, self.type_vocab_size, where,
+                     f"[0, type_vocab_size={self.type_vocab_size}) (0 = first segment, 1 = second)")
+        return ids.contiguous(), mask.contiguous(), types.contiguous()
+
+    def _check_shape(self, ids: Tensor, where: str) -> None:
+        shape = tuple(ids.shape)
+        if ids.dim() != 2:
+            raise RuntimeInputError(
+                f"{where}input_ids has shape {shape}; programs take shape (1, S): one sequence of S "
+                "token ids (wrap a single sequence as [ids])"
+            )
+        B, S = shape
+        if B == 0:
+            raise RuntimeInputError(
+                f"{where}input_ids is an empty batch (shape {shape}); pass exactly one sequence, shape (1, S)"
+            )
+        if B != 1:
+            raise RuntimeInputError(
+                f"{where}input_ids has a batch of {B} (shape {shape}); programs take one sequence at "
+                "a time, shape (1, S): run each row separately"
+            )
+        if S == 0:
+            raise RuntimeInputError(
+                f"{where}input_ids is empty (shape {shape}); a sequence needs at least "
+                f"{self.min_seq_len} token(s) (an encoded text has at least [CLS] and [SEP])"
+            )
+        if not self.dynamic and S != self.max_seq_len:
+            raise RuntimeInputError(
+                f"{where}input_ids has {S} tokens; this program was exported with a fixed length of "
+                f"{self.max_seq_len} (--fixed-length) and takes exactly {self.max_seq_len}: pad to it "
+                f"(tokenizer.encode(..., max_length={self.max_seq_len}, padding='max_length')) or "
+                "re-export without --fixed-length"
+            )
+        if S > self.max_seq_len:
+            raise RuntimeInputError(
+                f"{where}input_ids has {S} tokens; this program takes at most max_seq_len="
+                f"{self.max_seq_len}: truncate the input (tokenizer.encode(..., max_length="
+                f"{self.max_seq_len})) or re-export with --max-seq-len {S}"
+            )
+        if S < self.min_seq_len:
+            raise RuntimeInputError(
+                f"{where}input_ids has {S} tokens; this program takes at least {self.min_seq_len}"
+            )
+
+    def run(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> tuple[Tensor, ...]:
+        """Run ``forward`` on int64 (1, S) inputs (tensors or nested lists); returns its float outputs.
+
+        attention_mask defaults to all ones, token_type_ids to all zeros. Every input is checked
+        first (``check_inputs``); a RuntimeInputError says what is wrong.
+        """
+        inputs = self.check_inputs(input_ids, attention_mask, token_type_ids)
+        return tuple(self._forward.execute(list(inputs)))
+
+
+def _check_range(t: Tensor, name: str, lo: int, hi: int, where: str, accepted: str) -> None:
+    bad = ((t < lo) | (t >= hi)).nonzero()
+    if len(bad):
+        b, s = (int(i) for i in bad[0])
+        raise RuntimeInputError(
+            f"{where}{name}[{b}, {s}] = {int(t[b, s])} is outside {accepted}"
+            + (f" ({len(bad)} values out of range in all)" if len(bad) > 1 else "")
+        )
+
+
+@dataclass
+class GoldenCheck:
+    """How one program's outputs compare with a bundle's golden expectations."""
+
+    program: str
+    cases: int
+    max_abs_diff: float
+    atol: float
+    token_id_mismatches: int  # text cases whose ids the bundle's tokenizer no longer reproduces
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff <= self.atol and self.token_id_mismatches == 0
+
+
+class Bundle:
+    """A loaded bundle: manifest, tokenizer, and programs by name (see ``Bundle.load``)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], programs: dict[str, Program],
+                 tokenizer: AlbertTokenizer | None) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.programs = programs
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, num_threads: int | None = None) -> "Bundle":
+        """Read and validate ``manifest.json``, verify every file's size and sha256, then load.
+
+        Raises BundleError (manifest, files, hashes) or ProgramError (a program that will not load).
+        """
+        root = Path(path)
+        manifest = read_manifest(root)
+        verify_files(root, manifest)
+        if num_threads is not None:
+            set_num_threads(num_threads)
+        tokenizer = tokenizer_from_manifest(root, manifest)
+        programs: dict[str, Program] = {}
+        for entry in manifest["programs"]:
+            program = Program(root / entry["file"], name=str(root / entry["file"]))
+            _check_program_matches(program, entry, manifest, root)
+            programs[entry["name"]] = program
+        log.info("loaded bundle %s: programs %s", root, ", ".join(programs))
+        return cls(root, manifest, programs, tokenizer)
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    @property
+    def max_seq_len(self) -> int:
+        return int(self.manifest["max_seq_len"])
+
+    @property
+    def default_program(self) -> str:
+        return self.manifest.get("default_program") or next(iter(self.programs))
+
+    def program(self, name: str | None = None) -> Program:
+        """The program called ``name`` (default: the manifest's ``default_program``)."""
+        name = name or self.default_program
+        if name not in self.programs:
+            raise BundleError(
+                f"{self.path}: no program {name!r} in this bundle; it has {', '.join(self.programs)}"
+            )
+        return self.programs[name]
+
+    def encode(
+        self, text: str, text_pair: str | None = None, program: str | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Tokenize like the bundle's goldens: truncated to max_seq_len, padded to it only for a
+        fixed-length program. -> (input_ids, attention_mask, token_type_ids), int64 (1, S)."""
+        if self.tokenizer is None:
+            raise BundleError(
+                f"{self.path}: this bundle has no tokenizer (manifest.json tokenizer is null); "
+                "run its programs on token ids, or re-export with --tokenizer"
+            )
+        prog = self.program(program)
+        enc = self.tokenizer.encode(text, text_pair, max_length=self.max_seq_len,
+                                    padding="do_not_pad" if prog.dynamic else "max_length")
+        ids, mask, types = (torch.tensor([getattr(enc, n)], dtype=torch.int64) for n in INPUT_NAMES)
+        return ids, mask, types
+
+    def classify(self, texts: Sequence[str] | str, program: str | None = None) -> list[dict[str, Any]]:
+        """Label each text: ``[{"text", "label", "probs": {label: probability}}]``.
+
+        probs is the softmax of the program's logits (float (1, num_labels)). Only for
+        sequence-classification bundles with a tokenizer and at least two labels.
+        """
+        if self.task != "sequence-classification":
+            raise BundleError(
+                f"{self.path}: classify needs a sequence-classification bundle; this bundle's task "
+                f"is {self.task!r} (run its programs directly with bundle.programs[name].run)"
+            )
+        if len(self.labels) < 2:
+            raise BundleError(
+                f"{self.path}: this classifier has one output ({self.labels[0]!r}), a regression "
+                "score: use bundle.programs[name].run for the raw value"
+            )
+        if isinstance(texts, str):
+            texts = [texts]
+        prog = self.program(program)
+        results = []
+        for text in texts:
+            (logits,) = prog.run(*self.encode(text, program=program))[:1]
+            probs = torch.softmax(logits[0].double(), dim=-1).tolist()  # (num_labels,)
+            best = max(range(len(probs)), key=probs.__getitem__)
+            results.append({"text": text, "label": self.labels[best],
+                            "probs": dict(zip(self.labels, probs))})
+        return results
+
+    def check_goldens(self) -> list[GoldenCheck]:
+        """Replay ``goldens.json`` through every program: max |output - expected| per program,
+        against the bundle's tolerance, and whether the tokenizer still gives the golden ids."""
+        goldens = read_goldens(self.path, self.manifest)
+        cases, names = goldens["cases"], goldens["outputs"]
+        mismatches = 0
+        if self.tokenizer is not None:
+            for case in cases:
+                if case.get("text") is not None:
+                    encoded = self.encode(case["text"], case.get("text_pair"))
+                    if any(t[0].tolist() != case[n] for t, n in zip(encoded, INPUT_NAMES)):
+                        mismatches += 1
+        checks = []
+        for pname, prog in self.programs.items():
+            worst = 0.0
+            for case in cases:
+                outputs = prog.run(*(torch.tensor([case[n]], dtype=torch.int64) for n in INPUT_NAMES))
+                if len(outputs) != len(names):
+                    worst = math.inf
+                for out, name in zip(outputs, names):
+                    expected = case["programs"][pname][name]
+                    got = golden_values(out, expected["stride"])
+                    if list(out.shape) != expected["shape"] or len(got) != len(expected["values"]):
+                        worst = math.inf
+                        continue
+                    diffs = (torch.tensor(got, dtype=torch.float64)
+                             - torch.tensor(expected["values"], dtype=torch.float64)).abs()
+                    if diffs.isnan().any():  # NaN compares false: count it as the worst diff
+                        worst = math.inf
+                    elif len(diffs):
+                        worst = max(worst, float(diffs.max()))
+            checks.append(GoldenCheck(pname, len(cases), worst, goldens["tolerances"][pname]["atol"], mismatches))
+        return checks
+
+
+def _check_program_matches(program: Program, entry: dict[str, Any], manifest: dict[str, Any], root: Path) -> None:
+    """The program's own bounds must be what the manifest promises the app."""
+    ids = entry["inputs"][0]
+    pairs = [
+        ("max_seq_len", program.max_seq_len, ids.get("max_seq_len", manifest["max_seq_len"])),
+        ("min_seq_len", program.min_seq_len, ids.get("min_seq_len", program.min_seq_len)),
+        ("vocab_size", program.vocab_size, manifest["vocab_size"]),
+        ("type_vocab_size", program.type_vocab_size, manifest["type_vocab_size"]),
+    ]
+    for field_name, actual, promised in pairs:
+        if actual != promised:
+            raise BundleError(
+                f"{root / entry['file']}: the program's {field_name} is {actual} but manifest.json "
+                f"says {promised}; the manifest and the program do not belong together: re-export"
+            )

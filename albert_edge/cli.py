@@ -55,6 +55,60 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
                          ensure_ascii=False))
 
 
+def _stderr_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def summary_table(manifest: dict) -> str:
+    """One row per program: size, delegated share, delegate calls, export time."""
+    header = f"{'program':<10} {'size (MB)':>10} {'delegated (%)':>14} {'delegate calls':>15} {'export (s)':>11}"
+    rows = [header]
+    for p in manifest["programs"]:
+        d = p["delegation"]
+        rows.append(f"{p['name']:<10} {p['size_bytes'] / 1e6:>10.3f} {100 * d['delegated_share']:>14.1f} "
+                    f"{d['delegate_calls']:>15d} {p['export_seconds']:>11.1f}")
+    return "\n".join(rows)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Lower a model once per recipe and write a bundle; print a summary table."""
+    from albert_edge.bundle import DEFAULT_RECIPES, export_bundle, read_manifest
+
+    out = export_bundle(args.model, args.out, args.recipes or DEFAULT_RECIPES, max_seq_len=args.max_seq_len,
+                        dynamic=not args.fixed_length, head=args.head, tokenizer=args.tokenizer,
+                        progress=_stderr_line)
+    print(summary_table(read_manifest(out)))
+    print(f"bundle: {out}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Classify texts with a bundle: one line per text, the label then every probability."""
+    from albert_edge.runtime import Bundle
+
+    bundle = Bundle.load(args.bundle, num_threads=args.threads)
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    for result in bundle.classify(texts, program=args.program):
+        probs = "  ".join(f"{label}={p:.4f}" for label, p in result["probs"].items())
+        print(f"{result['label']}\t{probs}\t{result['text']}")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    """Verify a bundle's files and replay its golden cases through every program."""
+    from albert_edge.bundle import BundleError
+    from albert_edge.runtime import Bundle
+
+    bundle = Bundle.load(args.bundle, num_threads=args.threads)
+    failed = []
+    for check in bundle.check_goldens():
+        status = "ok" if check.ok else "FAILED"
+        print(f"{check.program:<10} {check.cases} cases  max |diff| {check.max_abs_diff:.3g}  "
+              f"tolerance {check.atol:.3g}  {status}")
+        if not check.ok:
+            failed.append(check.program)
+    if failed:
+        raise BundleError(f"{args.bundle}: golden cases do not match for program(s) {', '.join(failed)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from albert_edge.checkpoint import HEADS
 
@@ -85,6 +139,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", default=None, help="second segment for every text ([CLS] A [SEP] B [SEP])")
     p.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens (longest first)")
     p.set_defaults(func=cmd_tokenize)
+
+    from albert_edge.recipes import RECIPES
+
+    recipes = "; ".join(f"{name}: {r.when}" for name, r in RECIPES.items())
+    p = sub.add_parser("export", help="lower a model to ExecuTorch programs and write a bundle",
+                       description="Quantize and lower a model once per recipe (XNNPACK delegate) and "
+                                   "write a bundle folder: the .pte programs, manifest.json, the "
+                                   "tokenizer and golden cases. Format: export/BUNDLE.md.")
+    p.add_argument("model", metavar="MODEL",
+                   help="a Hugging Face checkpoint directory (its tokenizer is used when present), "
+                        "a preset name (random weights), e.g. albert-base-v2 or tiny, or 'default'")
+    p.add_argument("--recipe", dest="recipes", action="append", choices=list(RECIPES), metavar="RECIPE",
+                   help=f"repeat for several programs (default: fp32 and int8). {recipes}")
+    p.add_argument("--max-seq-len", type=int, default=None,
+                   help="longest input, in tokens including [CLS] and [SEP] (default 128, or the "
+                        "model's max_position_embeddings if smaller)")
+    p.add_argument("--fixed-length", action="store_true",
+                   help="export for exactly --max-seq-len tokens (inputs padded) instead of any length up to it")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="bundle folder to write; an existing bundle there is replaced")
+    p.add_argument("--head", choices=sorted(HEADS), default=None,
+                   help="model head; default: the checkpoint's architectures, or 'base' for a preset")
+    p.add_argument("--tokenizer", default=None, metavar="PATH",
+                   help="a checkpoint directory or spiece.model file; default: MODEL's, if it has one")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("run", help="classify texts with a bundle",
+                       description="Load a sequence-classification bundle (files verified against "
+                                   "manifest.json) and print label and probabilities per text.")
+    p.add_argument("bundle", metavar="BUNDLE", help="a bundle folder written by `albert-edge export`")
+    p.add_argument("text", nargs="*", help="texts to classify; default: read lines from stdin")
+    p.add_argument("--program", default=None, help="program name, e.g. int8 (default: the manifest's default_program)")
+    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="check a bundle's files and replay its golden cases",
+                       description="Verify sizes and sha256 of a bundle's files, then run its golden "
+                                   "cases through every program and compare with the expected outputs.")
+    p.add_argument("bundle", metavar="BUNDLE", help="a bundle folder written by `albert-edge export`")
+    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

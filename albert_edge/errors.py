@@ -3,8 +3,17 @@
 The CLI prints these as one line; anything else is a bug and keeps its traceback.
 """
 
+from albert_edge.bundle import BundleError
 from albert_edge.checkpoint import CheckpointError
 from albert_edge.config import ConfigError
+from albert_edge.runtime import ProgramError, RuntimeInputError
 from albert_edge.tokenizer import TokenizerError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, CheckpointError, TokenizerError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    CheckpointError,
+    TokenizerError,
+    BundleError,
+    ProgramError,
+    RuntimeInputError,
+)

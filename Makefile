@@ -24,9 +24,11 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 # Latency benchmarks (pytest-benchmark), kept out of `make test`. Programs are exported once and
-# cached under .benchmarks/programs; results land in .benchmarks/latest.json.
+# cached under .benchmarks/programs; results land in .benchmarks/latest-<N>threads.json.
+# BENCH_THREADS=1 for one thread; compare two runs with `.venv/bin/pytest-benchmark compare`.
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks --benchmark-json=.benchmarks/latest.json \
+	ALBERT_EDGE_BENCH_THREADS=$(or $(BENCH_THREADS),2) $(PY) -m pytest benchmarks -s \
+		--benchmark-json=.benchmarks/latest-$(or $(BENCH_THREADS),2)threads.json \
 		--benchmark-columns=median,iqr,min,max,rounds --benchmark-sort=name $(BENCH_ARGS)
 
 clean:

@@ -1,10 +1,16 @@
-"""Latency of eager PyTorch fp32 and of the .pte programs, by sequence length and threads.
+"""Latency of eager PyTorch fp32 and of the .pte programs, by sequence length.
 
 albert-base-v2's shape with random weights, batch 1. One measured call per round, warm-up
 rounds first, the output checked after timing. Run with `make bench` (see README).
+
+The thread count is set once per process from ``ALBERT_EDGE_BENCH_THREADS`` (default 2):
+ExecuTorch's thread pool must not be resized while programs are loaded
+(``make bench BENCH_THREADS=1`` for one thread).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -12,21 +18,21 @@ import torch
 from albert_edge.model import example_inputs
 from albert_edge.quantize import register_quantized_ops
 
-SEQ_LENS = (16, 64, 128)
-THREADS = (1, 2)
+SEQ_LENS = (16, 32, 64, 128)
+THREADS = int(os.environ.get("ALBERT_EDGE_BENCH_THREADS", "2"))
 
 
-def _set_threads(n: int) -> None:
-    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+@pytest.fixture(scope="session", autouse=True)
+def threads() -> int:
+    from albert_edge.runtime import set_num_threads
 
-    _unsafe_reset_threadpool(n)
-    torch.set_num_threads(n)
+    set_num_threads(THREADS)
+    torch.set_num_threads(THREADS)
+    return THREADS
 
 
-@pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("seq_len", SEQ_LENS)
 def test_eager_fp32(benchmark, base_model, seq_len, threads):
-    _set_threads(threads)
     inputs = example_inputs(base_model.config, seq_len)
     benchmark.extra_info.update(program="eager-fp32", seq_len=seq_len, threads=threads)
     with torch.no_grad():
@@ -34,14 +40,12 @@ def test_eager_fp32(benchmark, base_model, seq_len, threads):
     assert out.shape == (1, base_model.config.num_labels) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("seq_len", SEQ_LENS)
 @pytest.mark.parametrize("recipe", ["fp32", "int8", "int4"])
 def test_pte(benchmark, base_model, base_programs, recipe, seq_len, threads):
     from executorch.runtime import Runtime
 
     register_quantized_ops()
-    _set_threads(threads)
     method = Runtime.get().load_program(base_programs[recipe]).load_method("forward")
     inputs = list(example_inputs(base_model.config, seq_len))
     benchmark.extra_info.update(program=f"pte-{recipe}", seq_len=seq_len, threads=threads,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from albert_edge._io import read_json_object
 from albert_edge import __version__
 from albert_edge.checkpoint import HEADS, CheckpointError
 from albert_edge.tokenizer import AlbertTokenizer
@@ -517,12 +518,7 @@ def read_manifest(bundle_dir: str | os.PathLike) -> dict[str, Any]:
         raise BundleError(f"{root}: no such bundle folder")
     if not path.is_file():
         raise BundleError(f"{root}: not a bundle: no {MANIFEST_FILE} (expected the folder `albert-edge export` writes)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    manifest = read_json_object(path, BundleError)
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
     version = manifest.get("schema_version")
@@ -614,11 +610,8 @@ def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dic
     if manifest.get("goldens") is None:
         raise BundleError(f"{bundle_dir}: this bundle has no golden cases (manifest.json goldens is null)")
     path = Path(bundle_dir) / manifest["goldens"]["file"]
-    try:
-        goldens = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(goldens, dict) or goldens.get("format") != GOLDENS_FORMAT:
+    goldens = read_json_object(path, BundleError)
+    if goldens.get("format") != GOLDENS_FORMAT:
         raise BundleError(f"{path}: format must be {GOLDENS_FORMAT!r}")
     if goldens.get("schema_version") not in SUPPORTED_SCHEMA_VERSIONS:
         raise BundleError(f"{path}: schema_version {goldens.get('schema_version')!r} is not supported")

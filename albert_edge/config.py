@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from albert_edge._io import atomic_write_text
+from albert_edge._io import atomic_write_text, read_json_object
 
 # Activations the model implements (see model.py). "gelu_new" and "gelu_pytorch_tanh" are the
 # tanh approximation; "gelu" is the exact erf form used by the v1 checkpoints.
@@ -193,13 +193,7 @@ class AlbertConfig:
             path = path / "config.json"
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
-        return cls.from_hf_dict(data, source=str(path))
+        return cls.from_hf_dict(read_json_object(path, ConfigError), source=str(path))
 
     def save(self, path: str | os.PathLike, architecture: str | None = None) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_hf_dict(architecture), indent=2) + "\n")

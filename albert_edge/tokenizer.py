@@ -59,7 +59,7 @@ import sentencepiece as spm
 
 from albert_edge import _spm_proto as proto
 from albert_edge._charsmap import CharsMap
-from albert_edge._io import atomic_write_bytes, atomic_write_text
+from albert_edge._io import atomic_write_bytes, atomic_write_text, read_json_object
 
 if TYPE_CHECKING:
     import torch
@@ -800,12 +800,7 @@ def _read_charsmap(model: bytes) -> bytes:
 def _read_tokenizer_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TokenizerError(f"{path} is not valid JSON ({e})") from e
-    if not isinstance(config, dict):
-        raise TokenizerError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    config = read_json_object(path, TokenizerError)
     for key in ("do_lower_case", "keep_accents"):
         if key in config and not isinstance(config[key], bool):
             raise TokenizerError(f"{path}: {key} is {config[key]!r}; accepted: true or false")

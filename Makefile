@@ -14,8 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Until the default model ships: albert-base-v2's shape with random weights, exported to fp32 and
+# int8 programs (size, delegation, export time), then every program replays the golden cases.
 demo: $(STAMP)
 	$(VENV)/bin/albert-edge info albert-base-v2 --seq-len 128
+	$(VENV)/bin/albert-edge export albert-base-v2 --head sequence-classification \
+		--recipe fp32 --recipe int8 --max-seq-len 128 --out out/albert-base-v2
+	$(VENV)/bin/albert-edge verify out/albert-base-v2
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -79,7 +79,12 @@ def test_export_prints_progress_and_a_table(exported):
         assert float(share) == pytest.approx(100 * entry["delegation"]["delegated_share"], abs=0.05)
         assert int(calls) == entry["delegation"]["delegate_calls"] >= 1
         assert float(seconds) > 0
-    assert lines[3] == f"bundle: {out}"
+    assert lines[3] == "outside the XNNPACK delegate:"
+    outside = [line.split()[:2] for line in lines[4:-1]]
+    assert ["int8", "quantized_decomposed.embedding_byte.default"] in outside
+    assert ["fp32", "aten.embedding.default"] in outside
+    assert all(": " in line for line in lines[4:-1])  # every op comes with its reason
+    assert lines[-1] == f"bundle: {out}"
 
 
 def test_fixed_length_programs_refuse_other_lengths(exported):

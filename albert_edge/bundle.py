@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from albert_edge._io import read_json_object
+from albert_edge._io import read_json_object, swap_dir_into_place
 from albert_edge import __version__
-from albert_edge.checkpoint import HEADS, CheckpointError
+from albert_edge.checkpoint import HEADS, CheckpointError, resolve_model_path
 from albert_edge.tokenizer import AlbertTokenizer
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ MANIFEST_FILE = "manifest.json"
 GOLDENS_FILE = "goldens.json"
 TOKENIZER_FILE = "spiece.model"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-DEFAULT_MODEL = "default"
 DEFAULT_MAX_SEQ_LEN = 128
 DEFAULT_RECIPES = ("fp32", "int8")
 
@@ -426,7 +425,7 @@ def write_bundle(
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o777 & ~_umask())
-        _swap_into_place(tmp, out)
+        swap_dir_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -438,22 +437,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _swap_into_place(new: Path, out: Path) -> None:
-    """Rename ``new`` to ``out``; an existing ``out`` is moved aside first and deleted after."""
-    if not out.exists():
-        os.rename(new, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.rmdir(old)  # only the unique name is wanted
-    os.rename(out, old)
-    try:
-        os.rename(new, out)
-    except BaseException:
-        os.rename(old, out)  # put the old bundle back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -644,7 +627,7 @@ def export_bundle(
     """Load ``model``, lower it once per recipe and write the bundle to ``out_dir``.
 
     model: a Hugging Face checkpoint directory (its tokenizer is used when present), a preset name
-        (random weights), or ``"default"`` (the shipped model: not available yet).
+        (random weights), or ``"default"`` (the shipped model, tweet sentiment).
     max_seq_len: longest input in tokens; default ``DEFAULT_MAX_SEQ_LEN`` or the model's
         max_position_embeddings if that is smaller.
     tokenizer: a checkpoint directory or an ``spiece.model`` file; overrides the model's.
@@ -660,11 +643,7 @@ def export_bundle(
         if progress is not None:
             progress(message)
 
-    if str(model) == DEFAULT_MODEL:
-        raise CheckpointError(
-            "the default model is not shipped with this version of albert-edge yet; pass a "
-            "Hugging Face checkpoint directory or a preset name (tiny, albert-base-v2, ...)"
-        )
+    model = resolve_model_path(model)
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown or not recipes:
         raise BundleError(f"unknown recipe(s) {unknown or list(recipes)}; known recipes: {', '.join(RECIPES)}")

@@ -1,0 +1,159 @@
+"""Labelled text files for fine-tuning, evaluation and comparison: CSV, TSV or JSON Lines.
+
+A row holds a text (or a text pair) and a label. Column names are configurable. Nothing is dropped
+silently: an empty file, a missing column, a row without text, a malformed line or a label outside
+the accepted set raises :class:`DataError` naming the file and the row numbers (1-based data rows;
+for CSV/TSV the header is row 0, for JSON Lines the row number is the line number).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from albert_edge.tokenizer import AlbertTokenizer
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+MAX_LISTED = 5  # problems quoted in one error message
+
+
+class DataError(ValueError):
+    """A data file cannot be used; the message names the file, rows and what is accepted."""
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    label: str | float
+    text_pair: str | None = None
+    row: int = 0  # row number in the file, for messages and reports
+
+
+def _format(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in ("csv", "tsv", "jsonl"):
+            raise DataError(f"format {fmt!r} is not one of csv, tsv, jsonl")
+        return fmt
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise DataError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
+                        f"accepted: {', '.join(FORMATS)} (or pass the format)") from None
+
+
+def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
+    """(row number, {column: value}) for every data row."""
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err})") from None
+    if fmt == "jsonl":
+        out, bad = [], []
+        for n, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                bad.append(f"line {n}: not valid JSON ({err.msg})")
+                continue
+            if not isinstance(obj, dict):
+                bad.append(f"line {n}: expected a JSON object, got {type(obj).__name__}")
+                continue
+            out.append((n, obj))
+        _raise_problems(path, bad)
+        return out
+    reader = csv.DictReader(raw.splitlines(), delimiter="," if fmt == "csv" else "\t")
+    out, bad = [], []
+    for n, rec in enumerate(reader, start=1):
+        if None in rec:  # more fields than the header names
+            bad.append(f"row {n}: {len(rec) - 1 + len(rec[None])} fields, the header has {len(reader.fieldnames or [])}")
+            continue
+        out.append((n, rec))
+    _raise_problems(path, bad)
+    return out
+
+
+def _raise_problems(path: Path, problems: Sequence[str]) -> None:
+    if problems:
+        more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
+        raise DataError(f"{path}: {len(problems)} bad row(s): " + "; ".join(problems[:MAX_LISTED]) + more)
+
+
+def read_labelled(
+    path: str | os.PathLike,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    text_pair_column: str | None = None,
+    labels: Sequence[str] | None = None,
+    regression: bool = False,
+    limit: int | None = None,
+    fmt: str | None = None,
+) -> list[Row]:
+    """Rows of a labelled file. `labels` (when given) is the accepted label set; with
+    `regression` the label must be a number. `limit` keeps the first N rows."""
+    path = Path(path)
+    records = _records(path, _format(path, fmt))
+    if not records:
+        raise DataError(f"{path}: no data rows")
+    columns = [text_column, label_column] + ([text_pair_column] if text_pair_column else [])
+    first = records[0][1]
+    missing = [c for c in columns if c not in first]
+    if missing:
+        raise DataError(f"{path}: no column {', '.join(map(repr, missing))}; columns present: "
+                        f"{', '.join(map(repr, first))} (choose them with --text-column / --label-column)")
+    if limit is not None:
+        if limit < 1:
+            raise DataError(f"limit must be at least 1, got {limit}")
+        records = records[:limit]
+    accepted = set(labels) if labels is not None else None
+    rows, bad = [], []
+    for n, rec in records:
+        text, label = rec.get(text_column), rec.get(label_column)
+        pair = rec.get(text_pair_column) if text_pair_column else None
+        if not isinstance(text, str) or not text.strip():
+            bad.append(f"row {n}: empty or missing {text_column!r}")
+            continue
+        if text_pair_column and (not isinstance(pair, str) or not pair.strip()):
+            bad.append(f"row {n}: empty or missing {text_pair_column!r}")
+            continue
+        if regression:
+            try:
+                value: str | float = float(label)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                bad.append(f"row {n}: label {label!r} is not a number")
+                continue
+        else:
+            if label is None or (isinstance(label, str) and not label.strip()):
+                bad.append(f"row {n}: empty or missing {label_column!r}")
+                continue
+            value = str(label).strip()
+            if accepted is not None and value not in accepted:
+                bad.append(f"row {n}: unknown label {value!r} (accepted: {', '.join(labels or ())})")
+                continue
+        rows.append(Row(text, value, pair, n))
+    _raise_problems(path, bad)
+    return rows
+
+
+def encode_rows(rows: Sequence[Row], tokenizer: AlbertTokenizer, labels: Sequence[str] | None,
+                max_seq_len: int) -> list:
+    """Token ids for the training loop: ClassificationExample per row ([CLS] a [SEP] (b [SEP]),
+    truncated longest-first to `max_seq_len`, no padding). `labels` maps label names to ids; None
+    means regression."""
+    from albert_edge.training import ClassificationExample
+
+    index = {name: i for i, name in enumerate(labels)} if labels is not None else None
+    out = []
+    for r in rows:
+        enc = tokenizer.encode(r.text, r.text_pair, max_length=max_seq_len)
+        label = float(r.label) if index is None else index[str(r.label)]
+        out.append(ClassificationExample(tuple(enc.input_ids), tuple(enc.token_type_ids), label))
+    return out

@@ -1,0 +1,564 @@
+"""Training loops: ALBERT pretraining (masked LM + sentence order) and sequence-classification
+fine-tuning, on one process or several under ``torchrun`` (PyTorch DDP, gloo on CPU).
+
+What a run guarantees:
+
+* **Determinism.** The order of examples is a function of ``seed`` and the number of examples
+  already consumed (one seeded permutation per epoch), and the RNG that dropout draws from is
+  reseeded from ``(seed, step, rank)`` at every optimizer step. Two runs with the same arguments
+  give the same weights, and a run resumed from a checkpoint continues exactly as if it had never
+  stopped.
+* **Global batches.** ``batch_size`` is the number of examples per optimizer step over all
+  processes and micro-batches. Losses are sums divided by the *global* count (masked tokens for
+  the MLM loss, sequences for SOP and classification), so two processes with batch 2 each, one
+  process with two micro-batches of 2 and one process with one batch of 4 compute the same
+  gradient (up to float summation order; with dropout on, each process draws its own masks).
+* **Atomic checkpoints.** ``OUT/checkpoint`` (a checkpoint directory that ``load_pretrained``
+  reads, plus ``trainer.pt`` with optimizer and schedule state, loaded with ``weights_only=True``)
+  is written beside itself and swapped into place: a run killed at any moment leaves the previous
+  checkpoint or the new one. ``resume=True`` continues from it and rewrites ``log.jsonl`` to end at
+  the checkpoint's step.
+
+Logs are JSON Lines in ``OUT/log.jsonl``: ``{"kind": "train", "step", "loss", "mlm_loss",
+"sop_loss", "mlm_acc", "sop_acc", "lr", "examples_per_s", "tokens_per_s", "elapsed_s"}`` every
+``log_every`` steps and ``{"kind": "eval", "step", ...metrics}`` at every evaluation. The final
+weights go to ``OUT/model`` (with ``spiece.model`` when a tokenizer file is given) and the final
+evaluation to ``OUT/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from albert_edge._io import atomic_write_text, read_json_object, swap_dir_into_place
+from albert_edge.checkpoint import load_pretrained, save_pretrained
+from albert_edge.metrics import classification_report
+from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification, AlbertPreTrainedModel
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+MODEL_DIR = "model"
+LOG_FILE = "log.jsonl"
+METRICS_FILE = "metrics.json"
+TRAINER_STATE = "trainer.pt"
+OPTIMIZERS = ("adamw", "lamb")
+
+
+class TrainingError(ValueError):
+    """Training arguments, data or an output folder that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainingArgs:
+    steps: int  # optimizer steps
+    batch_size: int = 32  # examples per optimizer step, over all processes and micro-batches
+    grad_accum: int = 1  # micro-batches per step on each process
+    lr: float = 1e-3
+    warmup_steps: int = 0  # linear warm-up from 0, then linear decay to 0 at `steps`
+    weight_decay: float = 0.01  # not applied to biases and LayerNorm weights
+    max_grad_norm: float = 1.0  # 0 turns clipping off
+    optimizer: str = "adamw"  # "adamw" or "lamb"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-6
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 0  # 0: evaluate only at the end
+    save_every: int = 0  # 0: checkpoint only at the end
+    eval_batch_size: int = 64
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise TrainingError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TrainingError(f"lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainingError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+
+
+# ---- objectives: one forward returning sums, so that any split of a batch gives one gradient ----
+
+class PretrainingObjective(nn.Module):
+    """Masked LM over the masked positions only (the vocabulary projection of unmasked positions
+    is never computed) + sentence-order prediction. forward -> float64-free sums, shape (6,):
+    [mlm loss sum, sop loss sum, mlm correct, sop correct, masked tokens, sequences]."""
+
+    def __init__(self, model: AlbertForPreTraining):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        seq, pooled = self.model.albert(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        labels = batch["labels"]  # (B, S), -100 where not masked
+        where = labels != -100
+        mlm_logits = self.model.predictions(seq[where])  # (n_masked, V)
+        targets = labels[where]
+        sop_logits = self.model.sop_classifier(pooled)  # (B, 2)
+        sop_targets = batch["sentence_order_label"]
+        return torch.stack([
+            F.cross_entropy(mlm_logits, targets, reduction="sum"),
+            F.cross_entropy(sop_logits, sop_targets, reduction="sum"),
+            (mlm_logits.argmax(-1) == targets).sum().to(seq.dtype),
+            (sop_logits.argmax(-1) == sop_targets).sum().to(seq.dtype),
+            torch.tensor(float(targets.numel())),
+            torch.tensor(float(sop_targets.numel())),
+        ])
+
+
+class ClassificationObjective(nn.Module):
+    """Cross-entropy (or MSE for a 1-label regression head). forward -> sums, shape (3,):
+    [loss sum, correct, sequences]."""
+
+    def __init__(self, model: AlbertForSequenceClassification):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])  # (B, L)
+        labels = batch["labels"]
+        if logits.shape[-1] == 1:
+            loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype), reduction="sum")
+            correct = torch.tensor(0.0)
+        else:
+            loss = F.cross_entropy(logits, labels, reduction="sum")
+            correct = (logits.argmax(-1) == labels).sum().to(logits.dtype)
+        return torch.stack([loss, correct, torch.tensor(float(labels.numel()))])
+
+
+@dataclass(frozen=True)
+class Task:
+    """How to batch and score one kind of training."""
+
+    name: str  # "pretraining" or "classification"
+    objective: Callable[[AlbertPreTrainedModel], nn.Module]
+    collate: Callable[[Sequence[Any]], dict[str, Tensor]]
+    # Counts of a collated batch that normalise the loss sums: pretraining (masked tokens,
+    # sequences); classification (sequences,).
+    counts: Callable[[dict[str, Tensor]], Tensor]
+    # sums, counts -> loss to backpropagate (before the world-size factor)
+    loss: Callable[[Tensor, Tensor], Tensor]
+    # summed objective outputs over a whole pass -> named figures for logs
+    figures: Callable[[Tensor], dict[str, float]]
+
+
+def pretraining_task(pad_id: int) -> Task:
+    from albert_edge.pretraining_data import collate
+
+    def counts(b: dict[str, Tensor]) -> Tensor:
+        return torch.tensor([float((b["labels"] != -100).sum()), float(b["labels"].shape[0])])
+
+    def loss(sums: Tensor, n: Tensor) -> Tensor:
+        return sums[0] / n[0].clamp(min=1) + sums[1] / n[1].clamp(min=1)
+
+    def figures(t: Tensor) -> dict[str, float]:
+        m, s = max(float(t[4]), 1.0), max(float(t[5]), 1.0)
+        return {"loss": float(t[0]) / m + float(t[1]) / s, "mlm_loss": float(t[0]) / m, "sop_loss": float(t[1]) / s,
+                "mlm_acc": float(t[2]) / m, "sop_acc": float(t[3]) / s}
+
+    return Task("pretraining", PretrainingObjective, lambda ex: collate(ex, pad_id), counts, loss, figures)
+
+
+def classification_task(pad_id: int) -> Task:
+    def counts(b: dict[str, Tensor]) -> Tensor:
+        return torch.tensor([float(b["labels"].shape[0])])
+
+    def loss(sums: Tensor, n: Tensor) -> Tensor:
+        return sums[0] / n[0].clamp(min=1)
+
+    def figures(t: Tensor) -> dict[str, float]:
+        n = max(float(t[2]), 1.0)
+        return {"loss": float(t[0]) / n, "accuracy": float(t[1]) / n}
+
+    return Task("classification", ClassificationObjective, lambda ex: collate_classification(ex, pad_id),
+                counts, loss, figures)
+
+
+@dataclass(frozen=True)
+class ClassificationExample:
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    label: int | float
+
+
+def collate_classification(examples: Sequence[ClassificationExample], pad_id: int) -> dict[str, Tensor]:
+    """Pad to the longest example in the batch. -> int64 (B, S) input_ids, attention_mask,
+    token_type_ids; labels (B,) int64 (float32 for regression)."""
+    S = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), S), pad_id, dtype=torch.long)
+    types = torch.zeros((len(examples), S), dtype=torch.long)
+    mask = torch.zeros((len(examples), S), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        types[i, :n] = torch.tensor(e.token_type_ids)
+        mask[i, :n] = 1
+    regression = isinstance(examples[0].label, float)
+    labels = torch.tensor([e.label for e in examples], dtype=torch.float32 if regression else torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": labels}
+
+
+# ---- distributed helpers ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_world() -> World:
+    """Join the process group torchrun describes (WORLD_SIZE > 1), gloo backend; else one process."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def _all_reduce(t: Tensor, world: World) -> Tensor:
+    if world.size > 1:
+        dist.all_reduce(t)
+    return t
+
+
+# ---- optimisation -------------------------------------------------------------------------
+
+class Lamb(torch.optim.Optimizer):
+    """LAMB (You et al. 2019, as used for ALBERT): Adam's update rescaled per tensor by the trust
+    ratio ||w|| / ||update|| (1 where either norm is 0). Decoupled weight decay is part of the update."""
+
+    def __init__(self, params: Any, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
+                 weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros(())
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = float(state["step"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                update = (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + group["eps"])
+                if group["weight_decay"]:
+                    update = update + group["weight_decay"] * p
+                w_norm, u_norm = p.norm(), update.norm()
+                trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones(()))
+                p.add_(update, alpha=-group["lr"] * float(trust))
+
+
+def make_optimizer(model: nn.Module, args: TrainingArgs) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():  # shared and tied tensors appear once
+        (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if args.optimizer == "lamb":
+        return Lamb(groups, lr=args.lr, betas=args.betas, eps=args.eps)
+    return torch.optim.AdamW(groups, lr=args.lr, betas=args.betas, eps=args.eps)
+
+
+def lr_factor(step: int, args: TrainingArgs) -> float:
+    """Linear warm-up over `warmup_steps`, then linear decay to 0 at `steps` (step counts from 0)."""
+    if step < args.warmup_steps:
+        return (step + 1) / args.warmup_steps
+    return max(0.0, (args.steps - step) / max(1, args.steps - args.warmup_steps))
+
+
+# ---- data order ---------------------------------------------------------------------------
+
+class Order:
+    """The global example order: epoch e is ``randperm(n)`` seeded with (seed, e)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+        self._perms: dict[int, Tensor] = {}
+
+    def _perm(self, epoch: int) -> Tensor:
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms = {epoch: torch.randperm(self.n, generator=g)}  # keep one epoch in memory
+        return self._perms[epoch]
+
+    def take(self, start: int, count: int) -> list[int]:
+        """Indices of examples start..start+count-1 of the endless stream."""
+        return [int(self._perm(k // self.n)[k % self.n]) for k in range(start, start + count)]
+
+
+# ---- progress -----------------------------------------------------------------------------
+
+class Progress:
+    """One status line on stderr: redrawn in place on a terminal, printed every `every` steps otherwise."""
+
+    def __init__(self, total: int, label: str, enabled: bool, every: int):
+        self.total, self.label, self.enabled, self.every = total, label, enabled, every
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+
+    def update(self, step: int, start_step: int, info: str) -> None:
+        if not self.enabled or not (self.tty or step % self.every == 0 or step == self.total):
+            return
+        elapsed = time.perf_counter() - self.start
+        done = step - start_step
+        eta = elapsed / done * (self.total - step) if done else float("nan")
+        width = 24
+        filled = int(width * step / self.total)
+        line = (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {step}/{self.total} {info} "
+                f"{_duration(elapsed)} elapsed, {_duration(eta)} left")
+        sys.stderr.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+        if self.tty and step == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+# ---- the loop -----------------------------------------------------------------------------
+
+def _check_out(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"{out}: exists and is not a folder; choose another output folder")
+    if not resume and (out / CHECKPOINT_DIR).exists():
+        raise TrainingError(f"{out}: already holds a run (checkpoint/); pass --resume to continue it "
+                            "or choose another output folder")
+
+
+def _save_checkpoint(out: Path, model: AlbertPreTrainedModel, optimizer: torch.optim.Optimizer,
+                     step: int, consumed: int, args: TrainingArgs, task: str) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_DIR}.", suffix=".tmp", dir=out))
+    try:
+        save_pretrained(model, tmp)
+        state = {"step": step, "consumed": consumed, "optimizer": optimizer.state_dict(),
+                 "args": json.dumps(asdict(args)), "task": task}
+        torch.save(state, tmp / TRAINER_STATE)
+        swap_dir_into_place(tmp, out / CHECKPOINT_DIR)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_trainer_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file: say which, not a pickle traceback
+        raise TrainingError(f"{path}: cannot be read as a trainer state ({err}); delete the checkpoint "
+                            "folder to start again") from None
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _micro_batches(order: Order, consumed: int, args: TrainingArgs, world: World) -> list[list[int]]:
+    """This process's micro-batches of the global batch that starts at example `consumed`."""
+    per_process = args.batch_size // world.size
+    mine = order.take(consumed + world.rank * per_process, per_process)
+    m = per_process // args.grad_accum
+    return [mine[i * m:(i + 1) * m] for i in range(args.grad_accum)]
+
+
+@torch.no_grad()
+def evaluate(model: AlbertPreTrainedModel, task: Task, examples: Sequence[Any], batch_size: int = 64,
+             labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Figures of `model` over `examples` (eval mode, no dropout). Classification adds accuracy,
+    macro-F1, per-class figures and the confusion matrix when `labels` are given."""
+    was_training = model.training
+    model.eval()
+    objective = task.objective(model)
+    total: Tensor | None = None
+    preds: list[int] = []
+    for i in range(0, len(examples), batch_size):
+        batch = task.collate(examples[i:i + batch_size])
+        sums = objective(batch)
+        total = sums if total is None else total + sums
+        if task.name == "classification" and labels is not None:
+            preds.extend(model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                         .argmax(-1).tolist())
+    model.train(was_training)
+    if total is None:
+        raise TrainingError("evaluation set is empty")
+    result: dict[str, Any] = task.figures(total)
+    result["examples"] = len(examples)
+    if preds and labels is not None:
+        truth = [labels[int(e.label)] for e in examples]
+        result.update(classification_report(truth, [labels[p] for p in preds], list(labels)))
+    return result
+
+
+def train(
+    model: AlbertPreTrainedModel,
+    task: Task,
+    train_examples: Sequence[Any],
+    args: TrainingArgs,
+    out_dir: str | os.PathLike,
+    *,
+    eval_examples: Sequence[Any] = (),
+    labels: Sequence[str] | None = None,
+    tokenizer_file: str | os.PathLike | None = None,
+    resume: bool = False,
+    world: World | None = None,
+) -> dict[str, Any]:
+    """Train `model` in place for ``args.steps`` optimizer steps and write OUT/model, OUT/log.jsonl
+    and OUT/metrics.json (main process). Returns the final evaluation (empty without eval examples)."""
+    world = world or init_world()
+    out = Path(out_dir)
+    _check_out(out, resume)
+    if not train_examples:
+        raise TrainingError("no training examples")
+    if args.batch_size % (world.size * args.grad_accum):
+        raise TrainingError(f"batch_size {args.batch_size} must be a multiple of processes x grad_accum "
+                            f"= {world.size} x {args.grad_accum}")
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / LOG_FILE
+
+    step, consumed = 0, 0
+    optimizer = make_optimizer(model, args)
+    ckpt = out / CHECKPOINT_DIR
+    if resume and ckpt.exists():
+        state = _load_trainer_state(ckpt / TRAINER_STATE)
+        if state.get("task") != task.name:
+            raise TrainingError(f"{ckpt}: holds a {state.get('task')} run, not {task.name}")
+        loaded = load_pretrained(ckpt, type(model))
+        model.load_state_dict(loaded.state_dict())
+        optimizer = make_optimizer(model, args)
+        optimizer.load_state_dict(state["optimizer"])
+        step, consumed = int(state["step"]), int(state["consumed"])
+        if world.main:
+            _truncate_log(log_path, step)
+        log.info("resumed %s at step %d", ckpt, step)
+    elif world.main:
+        log_path.unlink(missing_ok=True)
+
+    objective = task.objective(model)
+    runner: nn.Module = objective
+    if world.size > 1:
+        runner = nn.parallel.DistributedDataParallel(objective)
+    order = Order(len(train_examples), args.seed)
+    progress = Progress(args.steps, task.name, args.progress and world.main, args.log_every)
+    model.train()
+    window = None  # summed objective outputs since the last log line
+    window_tokens, window_start = 0, time.perf_counter()
+    run_start = time.perf_counter()
+
+    def write_log(record: dict[str, Any]) -> None:
+        if world.main:
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def run_eval() -> dict[str, Any]:
+        if not eval_examples:
+            return {}
+        result = evaluate(model, task, eval_examples, args.eval_batch_size, labels)
+        write_log({"kind": "eval", "step": step, **{k: v for k, v in result.items() if not isinstance(v, (dict, list))}})
+        return result
+
+    while step < args.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * lr_factor(step, args)
+        # Dropout masks are a function of (seed, step, rank): resume-exact without saving RNG state.
+        torch.manual_seed(args.seed * 1_000_003 + step * 101 + world.rank)
+        batches = [task.collate([train_examples[i] for i in idx])
+                   for idx in _micro_batches(order, consumed, args, world)]
+        counts = _all_reduce(sum(task.counts(b) for b in batches), world)
+        for i, batch in enumerate(batches):
+            sync = i == len(batches) - 1 or world.size == 1
+            ctx = runner.no_sync() if (world.size > 1 and not sync) else contextlib.nullcontext()
+            with ctx:
+                sums = runner(batch)
+                # DDP averages gradients over processes: scale by the world size so the result is
+                # the gradient of (global sum / global count).
+                (task.loss(sums, counts) * world.size).backward()
+            window = sums.detach() if window is None else window + sums.detach()
+            window_tokens += int(batch["attention_mask"].sum())
+        if args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        consumed += args.batch_size
+
+        if step % args.log_every == 0 or step == args.steps:
+            totals = _all_reduce(window.clone(), world)
+            tokens = int(_all_reduce(torch.tensor(float(window_tokens)), world))
+            now = time.perf_counter()
+            figures = task.figures(totals)
+            seqs = int(totals[-1])
+            write_log({"kind": "train", "step": step, **figures, "lr": optimizer.param_groups[0]["lr"],
+                       "examples_per_s": seqs / (now - window_start), "tokens_per_s": tokens / (now - window_start),
+                       "elapsed_s": now - run_start})
+            progress.update(step, 0, f"loss {figures['loss']:.3f}")
+            window, window_tokens, window_start = None, 0, now
+        if args.eval_every and step % args.eval_every == 0 and step < args.steps:
+            run_eval()
+        if world.main and ((args.save_every and step % args.save_every == 0) or step == args.steps):
+            _save_checkpoint(out, model, optimizer, step, consumed, args, task.name)
+        if world.size > 1:
+            dist.barrier()
+
+    result = run_eval()
+    if world.main:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.", suffix=".tmp", dir=out))
+        try:
+            save_pretrained(model, tmp, tokenizer_file=tokenizer_file)
+            swap_dir_into_place(tmp, out / MODEL_DIR)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atomic_write_text(out / METRICS_FILE, json.dumps({"step": step, "task": task.name, "eval": result,
+                                                          "args": asdict(args), "world_size": world.size},
+                                                         indent=2) + "\n")
+    return result
+
+
+def read_log(out_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of OUT/log.jsonl."""
+    path = Path(out_dir) / LOG_FILE
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_metrics(out_dir: str | os.PathLike) -> dict[str, Any]:
+    return read_json_object(Path(out_dir) / METRICS_FILE, TrainingError)

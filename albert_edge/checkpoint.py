@@ -59,6 +59,28 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be read or does not fit its config; the message names the file."""
 
 
+# The shipped default model (albert_edge/default_model/, built by albert_edge.make_default).
+DEFAULT_MODEL_NAME = "default"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+DEFAULT_MODEL_FILES = ("config.json", "model.safetensors", "spiece.model")
+
+
+def default_model_dir() -> Path:
+    """The folder of the shipped default model; CheckpointError if the package lacks it."""
+    missing = [f for f in DEFAULT_MODEL_FILES if not (DEFAULT_MODEL_DIR / f).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{DEFAULT_MODEL_DIR}: the default model is incomplete (missing {', '.join(missing)}); "
+            "reinstall albert-edge or rebuild it with `make default-model`"
+        )
+    return DEFAULT_MODEL_DIR
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> str | os.PathLike:
+    """``default`` -> the shipped model's folder; anything else unchanged."""
+    return default_model_dir() if str(name_or_path) == DEFAULT_MODEL_NAME else name_or_path
+
+
 def resolve_head(head: str | type[AlbertPreTrainedModel], where: str = "head") -> type[AlbertPreTrainedModel]:
     """The model class for a short head name (``HEADS``), a class name, or a class."""
     if isinstance(head, type) and issubclass(head, AlbertPreTrainedModel):
@@ -245,9 +267,9 @@ def save_pretrained(
 def load_model(
     name_or_path: str | os.PathLike, head: str | type[AlbertPreTrainedModel] | None = None, *, seed: int = 0
 ) -> AlbertPreTrainedModel:
-    """A checkpoint directory, or a preset name (``albert-base-v2``, ``tiny``...) with random
-    weights from ``seed`` (for shape, size and latency work). Eval mode."""
-    path = Path(name_or_path)
+    """A checkpoint directory, ``default`` (the shipped model), or a preset name (``albert-base-v2``,
+    ``tiny``...) with random weights from ``seed`` (for shape, size and latency work). Eval mode."""
+    path = Path(resolve_model_path(name_or_path))
     if path.is_dir():
         return load_pretrained(path, head)
     name = str(name_or_path)

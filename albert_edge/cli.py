@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle folder written by `albert-edge export`")
     p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
     p.set_defaults(func=cmd_verify)
+
+    from albert_edge.cli_train import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

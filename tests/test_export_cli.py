@@ -142,7 +142,6 @@ def test_export_of_a_checkpoint_dir_uses_its_head_labels_and_tokenizer(spiece_mo
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["export", "default", "--out", "{tmp}/b"], "the default model is not shipped with this version of albert-edge yet"),
         (["export", "tiny", "--max-seq-len", "65", "--out", "{tmp}/b"],
          "--max-seq-len 65 is outside [1, 64] (the model's max_position_embeddings)"),
         (["export", "tiny", "--recipe", "int8", "--recipe", "int8", "--out", "{tmp}/b"], "each recipe may be given once"),

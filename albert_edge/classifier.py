@@ -1,0 +1,66 @@
+"""Eager PyTorch text classification: a sequence-classification checkpoint plus its tokenizer,
+and the shipped default model (``load_default()``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from albert_edge.checkpoint import CheckpointError, default_model_dir, load_pretrained, resolve_model_path
+from albert_edge.model import AlbertForSequenceClassification
+from albert_edge.tokenizer import AlbertTokenizer
+
+class TextClassifier:
+    """Tokenize, run the model, softmax: ``classify(texts)`` -> per text a dict with ``label``
+    (the most probable) and ``probs`` ({label: probability}, in the model's label order)."""
+
+    def __init__(self, model: AlbertForSequenceClassification, tokenizer: AlbertTokenizer,
+                 max_seq_len: int | None = None):
+        if not isinstance(model, AlbertForSequenceClassification):
+            raise CheckpointError(f"TextClassifier needs a sequence-classification model, got {type(model).__name__}")
+        if model.config.num_labels < 2:
+            raise CheckpointError("this model has one output (regression); it has no labels to classify into")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = model.config.labels
+        self.max_seq_len = max_seq_len or model.config.max_position_embeddings
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, max_seq_len: int | None = None) -> TextClassifier:
+        """A checkpoint folder with config.json, weights and spiece.model (or tokenizer.json)."""
+        path = Path(resolve_model_path(path))
+        model = load_pretrained(path, "sequence-classification")
+        return cls(model, AlbertTokenizer.from_pretrained(path), max_seq_len)  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+        """float64 (N, num_labels) probabilities."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            encs = self.tokenizer.encode_batch(list(texts[i:i + batch_size]), max_length=self.max_seq_len)
+            ids = torch.tensor([e.input_ids for e in encs])
+            mask = torch.tensor([e.attention_mask for e in encs])
+            types = torch.tensor([e.token_type_ids for e in encs])
+            out.append(torch.softmax(self.model(ids, mask, types).double(), dim=-1))
+        return torch.cat(out) if out else torch.zeros((0, len(self.labels)), dtype=torch.float64)
+
+    def classify(self, texts: str | Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
+        """``[{"text", "label", "probs": {label: probability}}]``, one per text."""
+        if isinstance(texts, str):
+            texts = [texts]
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}; accepted: str")
+        probs = self.predict_proba(texts, batch_size)
+        return [{"text": t, "label": self.labels[int(p.argmax())], "probs": dict(zip(self.labels, p.tolist()))}
+                for t, p in zip(texts, probs)]
+
+
+def load_default() -> TextClassifier:
+    """The shipped default model: tweet sentiment (negative / neutral / positive), see its
+    MODEL_CARD.md in ``albert_edge/default_model/``."""
+    return TextClassifier.from_pretrained(default_model_dir())

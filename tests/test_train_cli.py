@@ -1,0 +1,122 @@
+"""`albert-edge pretrain / finetune / evaluate / classify` in-process on tiny models, and the
+eager TextClassifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from albert_edge._textgen import training_corpus
+from albert_edge.checkpoint import load_pretrained
+from albert_edge.classifier import TextClassifier
+from albert_edge.cli import main
+from albert_edge.config import AlbertConfig
+
+POSITIVE = ("good", "great", "lovely", "happy", "wonderful")
+NEGATIVE = ("bad", "awful", "sad", "terrible", "angry")
+FILLER = ("the", "day", "was", "a", "film", "food", "really", "so", "and", "we", "it", "very")
+
+
+def _sentiment_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.choice(("neg", "neu", "pos"))
+        words = [rng.choice(FILLER) for _ in range(rng.randrange(3, 9))]
+        if label != "neu":
+            words.insert(rng.randrange(len(words)), rng.choice(POSITIVE if label == "pos" else NEGATIVE))
+        rows.append({"text": " ".join(words), "label": label})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory, spiece_model_path: Path) -> Path:
+    d = tmp_path_factory.mktemp("pretrain")
+    sentences = training_corpus(200, seed=3)
+    (d / "docs.txt").write_text("\n\n".join("\n".join(sentences[i:i + 5]) for i in range(0, 200, 5)) + "\n")
+    config = dataclasses.replace(AlbertConfig.from_name("tiny"), max_position_embeddings=64)
+    config.save(d / "config.json")
+    out = d / "run"
+    assert main(["pretrain", "--out", str(out), "--text", str(d / "docs.txt"), "--config", str(d / "config.json"),
+                 "--spm", str(spiece_model_path), "--max-seq-len", "64", "--steps", "3", "--batch-size", "4",
+                 "--quiet"]) == 0
+    return out / "model"
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory: pytest.TempPathFactory, pretrained: Path) -> Path:
+    d = tmp_path_factory.mktemp("finetune")
+    for name, n, seed in (("train", 300, 0), ("valid", 60, 1)):
+        (d / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _sentiment_rows(n, seed)))
+    assert main(["finetune", str(pretrained), "--data", str(d / "train.jsonl"), "--valid", str(d / "valid.jsonl"),
+                 "--out", str(d / "run"), "--steps", "300", "--batch-size", "16", "--lr", "5e-3", "--warmup-steps", "20",
+                 "--max-seq-len", "32", "--quiet"]) == 0
+    return d
+
+
+def test_pretrain_writes_a_pretraining_checkpoint_with_its_tokenizer(pretrained: Path) -> None:
+    model = load_pretrained(pretrained)
+    assert type(model).__name__ == "AlbertForPreTraining"
+    assert (pretrained / "spiece.model").exists()
+
+
+def test_finetune_keeps_the_pretrained_encoder_and_learns(finetuned: Path, pretrained: Path, capsys) -> None:
+    model_dir = finetuned / "run" / "model"
+    clf = load_pretrained(model_dir)
+    assert clf.config.labels == ("neg", "neu", "pos")  # sorted labels of the training file
+    assert main(["evaluate", str(model_dir), "--data", str(finetuned / "valid.jsonl"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 60
+    assert report["accuracy"] > 0.8, report  # the task is easy: a sentiment word or none
+    assert set(report["per_class"]) == {"neg", "neu", "pos"}
+    assert sum(map(sum, report["confusion_matrix"])) == 60
+    # Fine-tuning started from the pretrained encoder: the factorized embedding moved, but little.
+    pre = load_pretrained(pretrained).albert.embeddings.word_embeddings.weight
+    post = clf.albert.embeddings.word_embeddings.weight
+    torch.manual_seed(0)
+    fresh = type(clf)(clf.config).albert.embeddings.word_embeddings.weight
+    assert (post - pre).norm() < 0.5 * (post - fresh).norm()
+
+
+def test_classify_cli_prints_labels_and_probabilities(finetuned: Path, capsys) -> None:
+    model_dir = finetuned / "run" / "model"
+    assert main(["classify", "--model", str(model_dir), "--json", "a wonderful happy day", "so awful and sad"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in out] == ["pos", "neg"]
+    for r in out:
+        assert set(r["probs"]) == {"neg", "neu", "pos"}
+        assert sum(r["probs"].values()) == pytest.approx(1.0)
+        assert r["probs"][r["label"]] == max(r["probs"].values())
+
+
+def test_batched_classification_equals_one_text_at_a_time(finetuned: Path) -> None:
+    clf = TextClassifier.from_pretrained(finetuned / "run" / "model")
+    texts = ["good", "the food was really so terrible and the day was long and sad", "we it"]
+    batched = clf.predict_proba(texts, batch_size=3)  # padded to the longest text
+    for text, row in zip(texts, batched):
+        enc = clf.tokenizer.encode(text)
+        with torch.no_grad():
+            logits = clf.model(torch.tensor([enc.input_ids]), torch.ones(1, len(enc.input_ids), dtype=torch.long),
+                               torch.tensor([enc.token_type_ids]))
+        assert torch.allclose(row, torch.softmax(logits[0].double(), -1), atol=1e-6)
+
+
+def test_finetune_errors_name_rows_and_options(finetuned: Path, pretrained: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "valid.csv"
+    bad.write_text("text,label\nfine,pos\nodd,maybe\n")
+    code = main(["finetune", str(pretrained), "--data", str(finetuned / "train.jsonl"), "--valid", str(bad),
+                 "--out", str(tmp_path / "run"), "--steps", "1", "--quiet"])
+    assert code == 2
+    assert "row 2: unknown label 'maybe' (accepted: neg, neu, pos)" in capsys.readouterr().err
+    code = main(["evaluate", str(pretrained), "--data", str(finetuned / "valid.jsonl")])
+    assert code == 2  # a pretraining checkpoint has no classifier head to evaluate
+    print(capsys.readouterr().err)
+    code = main(["finetune", str(pretrained), "--data", str(finetuned / "train.jsonl"), "--out",
+                 str(finetuned / "run"), "--steps", "1", "--quiet"])
+    assert code == 2
+    assert "--resume" in capsys.readouterr().err

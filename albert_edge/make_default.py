@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import platform
 import random
 import shutil
@@ -78,12 +79,22 @@ MODEL_CONFIG = AlbertConfig(
     attention_probs_dropout_prob=0.0,
 )
 
-PRETRAIN = TrainingArgs(steps=600, batch_size=32, lr=7e-4, warmup_steps=150, weight_decay=0.01,
-                        log_every=20, eval_every=200, save_every=50, seed=0)
+PRETRAIN = TrainingArgs(steps=1500, batch_size=32, lr=7e-4, warmup_steps=150, weight_decay=0.01,
+                        log_every=20, eval_every=500, save_every=50, seed=0)
 PRETRAIN_EVAL_EXAMPLES = 1000
-FINETUNE = TrainingArgs(steps=500, batch_size=32, lr=2e-4, warmup_steps=100, weight_decay=0.01,
+FINETUNE = TrainingArgs(steps=800, batch_size=32, lr=2e-4, warmup_steps=100, weight_decay=0.01,
                         log_every=50, eval_every=250, save_every=100, seed=0)
 FINETUNE_DROPOUT = 0.1
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -148,12 +159,14 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, finetune_args: Tra
         install: bool = False, smoke: bool = False) -> dict[str, Any]:
     """Run every stage into `out`. `smoke`: a few hundred documents and tweets and C fixed at 1,
     to check the whole pipeline in a couple of minutes (its model is not worth installing)."""
-    started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    # Stage wall times persist across invocations, so a resumed build reports every stage once.
+    timings_path = out / "timings.json"
+    timings: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
 
     def timed(name: str, t0: float) -> None:
         timings[name] = round(time.time() - t0, 1)
+        _write_json(timings_path, timings)
         log.info("%s: %.0f s", name, timings[name])
 
     t0 = time.time()
@@ -167,11 +180,13 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, finetune_args: Tra
     timed("corpora", t0)
 
     t0 = time.time()
+    vocab_done = (out / "spiece.model").exists()
     spm_path = build_vocabulary(out, prose, tweets["train"])
     tokenizer = AlbertTokenizer.from_file(spm_path)
     # Pretraining text is plain text: a literal "[MASK]" in it must not become the mask id.
     text_tokenizer = AlbertTokenizer.from_file(spm_path, split_special_tokens=True)
-    timed("vocabulary", t0)
+    if not vocab_done:
+        timed("vocabulary", t0)
 
     pre_dir = _stage(out, "pretrain")
     if not (pre_dir / "model").exists():
@@ -195,12 +210,17 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, finetune_args: Tra
             "train_tokens": sum(len(e) for e in train_ex)})
     pre_metrics = json.loads((pre_dir / "metrics.json").read_text())
 
-    t0 = time.time()
-    tuned = finetune(out, "finetune", spm_path, tokenizer, pre_dir / "model", tweets, finetune_args)
-    timed("fine-tuning", t0)
-    t0 = time.time()
-    scratch = finetune(out, "finetune-from-scratch", spm_path, tokenizer, None, tweets, finetune_args)
-    timed("ablation (from scratch)", t0)
+    for name, key, init in (("finetune", "fine-tuning", pre_dir / "model"),
+                            ("finetune-from-scratch", "ablation (from scratch)", None)):
+        t0 = time.time()
+        done = (out / name / "test.json").exists()
+        result = finetune(out, name, spm_path, tokenizer, init, tweets, finetune_args)
+        if not done:
+            timed(key, t0)
+        if init is None:
+            scratch = result
+        else:
+            tuned = result
 
     t0 = time.time()
     from albert_edge.baseline import tfidf_logreg
@@ -230,8 +250,9 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, finetune_args: Tra
         "ablation_from_scratch": {"test": scratch},
         "baseline_tfidf_logreg": baseline,
         "timings_s": timings,
-        "total_wall_s": round(time.time() - started, 1),
-        "hardware": {"machine": platform.machine(), "processor": platform.processor() or "unknown",
+        "total_wall_s": round(sum(timings.values()), 1),
+        "build_notes": (out / "BUILD_NOTES.md").read_text() if (out / "BUILD_NOTES.md").exists() else "",
+        "hardware": {"cpu": _cpu_name(), "cores": os.cpu_count(), "machine": platform.machine(),
                      "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                      "torch": torch.__version__},
     }
@@ -299,6 +320,7 @@ def model_card(card: dict[str, Any]) -> str:
         f"dropout {FINETUNE_DROPOUT}.",
         f"- Wall time: {card['total_wall_s'] / 60:.0f} min in all ({', '.join(f'{k} {v / 60:.1f} min' for k, v in t.items())}).",
         f"- Hardware: {card['hardware']}.",
+        *([card["build_notes"].rstrip()] if card.get("build_notes") else []),
         "",
         "## Results (held-out data)",
         "| measure | value |",

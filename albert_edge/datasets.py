@@ -45,14 +45,19 @@ def _format(path: Path, fmt: str | None) -> str:
                         f"accepted: {', '.join(FORMATS)} (or pass the format)") from None
 
 
-def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
-    """(row number, {column: value}) for every data row."""
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (a byte-order mark is dropped); DataError naming it if missing or not UTF-8."""
     try:
-        raw = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err})") from None
+
+
+def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
+    """(row number, {column: value}) for every data row."""
+    raw = read_text(path)
     if fmt == "jsonl":
         out, bad = [], []
         for n, line in enumerate(raw.splitlines(), start=1):

@@ -21,7 +21,7 @@ import torch
 from albert_edge.checkpoint import CheckpointError, load_pretrained
 from albert_edge.classifier import resolve_model_path
 from albert_edge.config import AlbertConfig
-from albert_edge.datasets import DataError, encode_rows, read_labelled
+from albert_edge.datasets import DataError, encode_rows, read_labelled, read_text
 from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.tokenizer import AlbertTokenizer, train_sentencepiece
@@ -34,15 +34,8 @@ def read_text_documents(paths: Sequence[str | os.PathLike]) -> list[list[str]]:
     """ALBERT's input format: one sentence per line, documents separated by blank lines."""
     docs: list[list[str]] = []
     for p in paths:
-        path = Path(p)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}: not UTF-8 text ({err})") from None
         current: list[str] = []
-        for line in text.splitlines():
+        for line in read_text(Path(p)).splitlines():
             line = line.strip()
             if line:
                 current.append(line)

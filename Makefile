@@ -29,16 +29,17 @@ corpora: $(CORPORA)
 default-model: $(CORPORA)
 	$(PY) -m albert_edge.make_default --out out/default-model --install
 
-# The main job, until the comparison harness lands: the shipped default model (tweet sentiment)
-# classifies two texts, is exported to fp32 and int8 programs in out/default, both replay the
-# bundle's golden cases, and the int8 program classifies the same texts. (albert-base-v2's shape,
-# for latency and size: `make bench`.)
-demo: $(STAMP)
-	$(VENV)/bin/albert-edge info default --seq-len 128
+# The main job: the shipped default model (tweet sentiment) classifies two texts, then is
+# exported to fp32 and int8 programs and compared with eager fp32 on its held-out test split
+# (accuracy, agreement, latency at 1 and 2 threads, size, memory); then albert-base-v2's shape
+# (random weights) is exported and compared for latency, size and fidelity. Tables in the
+# terminal; report.json, report.md and plots in out/demo/default and out/demo/albert-base-v2.
+DEMO := out/demo
+demo: $(STAMP) $(CORPORA)
 	$(VENV)/bin/albert-edge classify "thanks, this is wonderful" "my flight got cancelled again"
-	$(VENV)/bin/albert-edge export default --recipe fp32 --recipe int8 --max-seq-len 128 --out out/default
-	$(VENV)/bin/albert-edge verify out/default
-	$(VENV)/bin/albert-edge run out/default "thanks, this is wonderful" "my flight got cancelled again" --program int8
+	$(VENV)/bin/albert-edge compare default --jobs 2 --out $(DEMO)/default
+	$(VENV)/bin/albert-edge compare albert-base-v2 --head sequence-classification --tokenizer default \
+		--limit 32 --threads 2 --latency-inputs 4 --rounds 3 --jobs 2 --out $(DEMO)/albert-base-v2
 
 test: $(STAMP) $(CORPORA)
 	$(PY) -m pytest

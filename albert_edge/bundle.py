@@ -623,6 +623,7 @@ def export_bundle(
     tokenizer: str | os.PathLike | None = None,
     golden_texts: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Load ``model``, lower it once per recipe and write the bundle to ``out_dir``.
 
@@ -632,6 +633,12 @@ def export_bundle(
         max_position_embeddings if that is smaller.
     tokenizer: a checkpoint directory or an ``spiece.model`` file; overrides the model's.
     progress: called with one line per step (also logged at INFO).
+    jobs: processes that lower recipes in parallel. Lowering is single-threaded Python for most
+        of its time, so with two recipes on two cores ``jobs=2`` takes about as long as the slower
+        lowering instead of both together.
+        With ``jobs > 1`` and several recipes, each recipe is lowered in a spawned worker process
+        (at most ``jobs`` at once, torch on one thread each) that loads ``model`` itself; presets
+        are seeded, so its weights are the same. 1 (the default) lowers in this process.
     Everything a user can get wrong is checked before the first (slow) lowering.
     """
     from albert_edge.checkpoint import load_model
@@ -649,6 +656,11 @@ def export_bundle(
         raise BundleError(f"unknown recipe(s) {unknown or list(recipes)}; known recipes: {', '.join(RECIPES)}")
     if len(set(recipes)) != len(recipes):
         raise BundleError(f"each recipe may be given once, got {list(recipes)}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise BundleError(
+            f"--jobs {jobs!r} is not a positive integer: the number of processes that lower recipes "
+            "in parallel; 1 lowers in this process, e.g. 2 on a 2-core machine"
+        )
     check_out_dir(out_dir)
     tok = _resolve_tokenizer(model, tokenizer)
     net = load_model(model, head)
@@ -662,25 +674,89 @@ def export_bundle(
     if tok is None:
         step("no tokenizer: the bundle will have none, and its goldens use fixed random token ids")
     _check_tokenizer(tok, net.config)  # before lowering; write_bundle checks it again
-    lowered = []
-    for i, name in enumerate(recipes, 1):
-        step(f"[{i}/{len(recipes)}] {name}: quantize, export and lower to XNNPACK "
-             f"(max_seq_len {max_seq_len}, {'dynamic' if dynamic else 'fixed'} length) ...")
-        program = export_program(net, RECIPES[name], max_seq_len=max_seq_len, dynamic=dynamic)
-        step(f"[{i}/{len(recipes)}] {name}: {len(program.buffer) / 1e6:.2f} MB, "
-             f"{program.report.delegated_share:.0%} delegated, {program.seconds:.1f} s")
-        lowered.append(program)
+    if jobs > 1 and len(recipes) > 1:
+        lowered = _lower_in_workers(model, head, recipes, max_seq_len, dynamic, jobs, step)
+    else:
+        lowered = []
+        for i, name in enumerate(recipes, 1):
+            step(f"[{i}/{len(recipes)}] {name}: quantize, export and lower to XNNPACK "
+                 f"(max_seq_len {max_seq_len}, {'dynamic' if dynamic else 'fixed'} length) ...")
+            program = export_program(net, RECIPES[name], max_seq_len=max_seq_len, dynamic=dynamic)
+            step(_lowered_line(i, len(recipes), name, program))
+            lowered.append(program)
     step(f"writing {out_dir} and running the golden cases through each program ...")
     path = write_bundle(out_dir, net, lowered, tok, golden_texts)
     step(f"wrote {path}")
     return path
 
 
+def _lowered_line(i: int, n: int, name: str, program: LoweredProgram) -> str:
+    return (f"[{i}/{n}] {name}: {len(program.buffer) / 1e6:.2f} MB, "
+            f"{program.report.delegated_share:.0%} delegated, {program.seconds:.1f} s")
+
+
+def _lower_in_worker(
+    model: str | os.PathLike, head: str | None, recipe: str, max_seq_len: int, dynamic: bool
+) -> LoweredProgram:
+    """One recipe of ``export_bundle(jobs > 1)``, run in a worker process: load the model here
+    (a preset is seeded, so its weights are the parent's) and lower it."""
+    from albert_edge.checkpoint import load_model
+    from albert_edge.lowering import export_program
+    from albert_edge.recipes import RECIPES
+
+    torch.set_num_threads(1)  # `jobs` workers share the cores; more threads would oversubscribe
+    net = load_model(model, head)
+    return export_program(net, RECIPES[recipe], max_seq_len=max_seq_len, dynamic=dynamic)
+
+
+def _lower_in_workers(
+    model: str | os.PathLike,
+    head: str | None,
+    recipes: Sequence[str],
+    max_seq_len: int,
+    dynamic: bool,
+    jobs: int,
+    step: Callable[[str], None],
+) -> list[LoweredProgram]:
+    """Lower each recipe in a spawned process, at most ``jobs`` at once; programs in recipe order.
+
+    A worker's error is raised here, with a note naming its recipe; recipes not yet started are
+    cancelled (running ones are waited for: a process cannot be stopped mid-lowering cleanly).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n, workers = len(recipes), min(jobs, len(recipes))
+    length = "dynamic" if dynamic else "fixed"
+    # spawn, not fork: the parent has torch (and its thread pools) loaded, which fork does not copy safely.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {}
+        for i, name in enumerate(recipes, 1):
+            futures[pool.submit(_lower_in_worker, model, head, name, max_seq_len, dynamic)] = (i, name)
+            queued = "" if i <= workers else ", queued until a worker is free"
+            step(f"[{i}/{n}] {name}: quantize, export and lower to XNNPACK (max_seq_len {max_seq_len}, "
+                 f"{length} length) in a worker process{queued} ...")
+        programs = {}
+        for future in as_completed(futures):
+            i, name = futures[future]
+            try:
+                program = future.result()
+            except Exception as err:
+                err.add_note(f"raised while lowering recipe {name!r} in a worker process (export jobs={jobs})")
+                raise
+            step(_lowered_line(i, n, name, program))
+            programs[name] = program
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [programs[name] for name in recipes]
+
+
 def _resolve_tokenizer(model: str | os.PathLike, tokenizer: str | os.PathLike | None) -> AlbertTokenizer | None:
     from albert_edge.tokenizer import SPIECE_MODEL, TOKENIZER_JSON
 
     if tokenizer is not None:
-        path = Path(tokenizer)
+        path = Path(resolve_model_path(tokenizer))  # "default": the shipped model's tokenizer
         return AlbertTokenizer.from_pretrained(path) if path.is_dir() else AlbertTokenizer.from_file(path)
     path = Path(model)
     if path.is_dir() and ((path / SPIECE_MODEL).is_file() or (path / TOKENIZER_JSON).is_file()):

@@ -81,7 +81,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     out = export_bundle(args.model, args.out, args.recipes or DEFAULT_RECIPES, max_seq_len=args.max_seq_len,
                         dynamic=not args.fixed_length, head=args.head, tokenizer=args.tokenizer,
-                        progress=_stderr_line)
+                        progress=_stderr_line, jobs=args.jobs)
     print(summary_table(read_manifest(out)))
     print(f"bundle: {out}")
 
@@ -167,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", choices=sorted(HEADS), default=None,
                    help="model head; default: the checkpoint's architectures, or 'base' for a preset")
     p.add_argument("--tokenizer", default=None, metavar="PATH",
-                   help="a checkpoint directory or spiece.model file; default: MODEL's, if it has one")
+                   help="a checkpoint directory, an spiece.model file, or 'default' (the shipped "
+                        "model's); default: MODEL's, if it has one")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="processes that lower recipes in parallel (default 1; e.g. 2 on a 2-core machine)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="classify texts with a bundle",
@@ -186,9 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
     p.set_defaults(func=cmd_verify)
 
-    from albert_edge.cli_train import add_parsers
+    from albert_edge import cli_compare, cli_train
 
-    add_parsers(sub)
+    cli_train.add_parsers(sub)
+    cli_compare.add_parsers(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ from albert_edge.checkpoint import CheckpointError
 from albert_edge.config import ConfigError
 from albert_edge.corpora import CorpusError
 from albert_edge.datasets import DataError
+from albert_edge.harness import HarnessError
 from albert_edge.metrics import MetricsError
 from albert_edge.pretraining_data import PretrainingDataError
 from albert_edge.runtime import ProgramError, RuntimeInputError
@@ -26,4 +27,5 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     PretrainingDataError,
     MetricsError,
     CorpusError,
+    HarnessError,
 )

@@ -41,6 +41,7 @@ import torch
 
 from albert_edge import corpora
 from albert_edge._io import atomic_write_text, swap_dir_into_place
+from albert_edge._machine import cpu_name
 from albert_edge.checkpoint import DEFAULT_MODEL_DIR, load_pretrained
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import Row, encode_rows
@@ -85,16 +86,6 @@ PRETRAIN_EVAL_EXAMPLES = 1000
 FINETUNE = TrainingArgs(steps=800, batch_size=32, lr=2e-4, warmup_steps=100, weight_decay=0.01,
                         log_every=50, eval_every=250, save_every=100, seed=0)
 FINETUNE_DROPOUT = 0.1
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -252,7 +243,7 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, finetune_args: Tra
         "timings_s": timings,
         "total_wall_s": round(sum(timings.values()), 1),
         "build_notes": (out / "BUILD_NOTES.md").read_text() if (out / "BUILD_NOTES.md").exists() else "",
-        "hardware": {"cpu": _cpu_name(), "cores": os.cpu_count(), "machine": platform.machine(),
+        "hardware": {"cpu": cpu_name(), "cores": os.cpu_count(), "machine": platform.machine(),
                      "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                      "torch": torch.__version__},
     }

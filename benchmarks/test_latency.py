@@ -1,7 +1,8 @@
-"""Latency of eager PyTorch fp32 and of the .pte programs, by sequence length.
+"""Latency of eager PyTorch fp32 and of the .pte programs, by model and sequence length.
 
-albert-base-v2's shape with random weights, batch 1. One measured call per round, warm-up
-rounds first, the output checked after timing. Run with `make bench` (see README).
+albert-base-v2's shape with random weights, and the shipped default model; batch 1. One measured
+call per round, warm-up rounds first, the output checked after timing. Run with `make bench`
+(see README); `albert-edge compare` measures the same calls (docs/compare.md).
 
 The thread count is set once per process from ``ALBERT_EDGE_BENCH_THREADS`` (default 2):
 ExecuTorch's thread pool must not be resized while programs are loaded
@@ -17,6 +18,7 @@ import torch
 
 from albert_edge.model import example_inputs
 from albert_edge.quantize import register_quantized_ops
+from conftest import MODELS
 
 SEQ_LENS = (16, 32, 64, 128)
 THREADS = int(os.environ.get("ALBERT_EDGE_BENCH_THREADS", "2"))
@@ -32,26 +34,30 @@ def threads() -> int:
 
 
 @pytest.mark.parametrize("seq_len", SEQ_LENS)
-def test_eager_fp32(benchmark, base_model, seq_len, threads):
-    inputs = example_inputs(base_model.config, seq_len)
-    benchmark.extra_info.update(program="eager-fp32", seq_len=seq_len, threads=threads)
+@pytest.mark.parametrize("model", MODELS)
+def test_eager_fp32(benchmark, models, model, seq_len, threads):
+    net = models[model]
+    inputs = example_inputs(net.config, seq_len)
+    benchmark.extra_info.update(model=model, program="eager-fp32", seq_len=seq_len, threads=threads)
     with torch.no_grad():
-        out = benchmark.pedantic(base_model, args=inputs, warmup_rounds=2, rounds=10, iterations=1)
-    assert out.shape == (1, base_model.config.num_labels) and torch.isfinite(out).all()
+        out = benchmark.pedantic(net, args=inputs, warmup_rounds=2, rounds=10, iterations=1)
+    assert out.shape == (1, net.config.num_labels) and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("seq_len", SEQ_LENS)
 @pytest.mark.parametrize("recipe", ["fp32", "int8", "int4"])
-def test_pte(benchmark, base_model, base_programs, recipe, seq_len, threads):
+@pytest.mark.parametrize("model", MODELS)
+def test_pte(benchmark, models, programs, model, recipe, seq_len, threads):
     from executorch.runtime import Runtime
 
     register_quantized_ops()
-    method = Runtime.get().load_program(base_programs[recipe]).load_method("forward")
-    inputs = list(example_inputs(base_model.config, seq_len))
-    benchmark.extra_info.update(program=f"pte-{recipe}", seq_len=seq_len, threads=threads,
-                                size_bytes=base_programs[recipe].stat().st_size)
+    net, path = models[model], programs(model, recipe)
+    method = Runtime.get().load_program(path).load_method("forward")
+    inputs = list(example_inputs(net.config, seq_len))
+    benchmark.extra_info.update(model=model, program=f"pte-{recipe}", seq_len=seq_len, threads=threads,
+                                size_bytes=path.stat().st_size)
     out = benchmark.pedantic(method.execute, args=(inputs,), warmup_rounds=3, rounds=20, iterations=1)[0]
     with torch.no_grad():
-        want = base_model(*inputs)
+        want = net(*inputs)
     tolerance = {"fp32": 1e-4, "int8": 0.05, "int4": 0.5}[recipe]
     assert (out - want).abs().max().item() <= tolerance

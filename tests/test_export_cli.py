@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from albert_edge.bundle import read_manifest, write_bundle
+from albert_edge.bundle import BundleError, export_bundle, read_manifest, write_bundle
 from albert_edge.cli import main
+from albert_edge.lowering import DelegationReport, LoweredProgram
+from albert_edge.recipes import RECIPES
 from albert_edge.runtime import Bundle, RuntimeInputError
 from export_models import LABELS, lowered_text_classifier
 
@@ -147,6 +149,7 @@ def test_export_of_a_checkpoint_dir_uses_its_head_labels_and_tokenizer(spiece_mo
         (["export", "tiny", "--recipe", "int8", "--recipe", "int8", "--out", "{tmp}/b"], "each recipe may be given once"),
         (["export", "tiny", "--out", "{tmp}"], "exists and is not an albert-edge bundle"),
         (["export", "tiny", "--tokenizer", "{tmp}/none.model", "--out", "{tmp}/b"], "none.model does not exist"),
+        (["export", "tiny", "--jobs", "0", "--out", "{tmp}/b"], "--jobs 0 is not a positive integer"),
         (["run", "{tmp}", "hi"], "not a bundle: no manifest.json"),
     ],
 )
@@ -156,6 +159,63 @@ def test_user_errors_are_one_line_and_fast(argv, message, tmp_path, capsys):
     assert rc == 2
     assert err.startswith("albert-edge: error: ") and message in err and "Traceback" not in err
     assert (tmp_path / "keep.txt").read_text() == "user data"
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_export_with_two_jobs_matches_one_job(exported, tmp_path):
+    """--jobs 2 lowers fp32 and int8 in two spawned processes; its programs behave exactly like
+    those of the in-process (--jobs 1) export of the ``exported`` fixture.
+
+    Not byte for byte: ExecuTorch orders some named constants of a quantized program by Python's
+    per-process string hashing (same program bytes under one PYTHONHASHSEED), so int8 files from
+    two processes can differ in layout while their outputs are identical."""
+    out = tmp_path / "tiny-bundle-j2"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rc = main(["export", "tiny", "--recipe", "fp32", "--recipe", "int8", "--max-seq-len", str(FIXED),
+                   "--fixed-length", "--out", str(out), "--jobs", "2"])
+    assert rc == 0, stderr.getvalue()
+    err = stderr.getvalue()
+    for i, name in enumerate(["fp32", "int8"], 1):  # each recipe's start and finish line
+        assert f"[{i}/2] {name}: quantize, export and lower to XNNPACK" in err and "in a worker process" in err
+        assert re.search(rf"^\[{i}/2\] {name}: [0-9.]+ MB, \d+% delegated, [0-9.]+ s$", err, re.M)
+    one, two = read_manifest(exported[0]), read_manifest(out)
+    assert [p["name"] for p in two["programs"]] == [p["name"] for p in one["programs"]] == ["fp32", "int8"]
+    keys = ("file", "size_bytes", "recipe", "delegation")
+    assert [{k: p[k] for k in keys} for p in two["programs"]] == [{k: p[k] for k in keys} for p in one["programs"]]
+    assert all(c.ok for c in Bundle.load(out).check_goldens())
+    bundles = Bundle.load(exported[0]), Bundle.load(out)
+    cases = json.loads((exported[0] / "goldens.json").read_text())["cases"]
+    for name in ("fp32", "int8"):
+        for case in cases:
+            inputs = [torch.tensor([case[n]]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+            expected, actual = (b.programs[name].run(*inputs) for b in bundles)
+            assert all(torch.equal(a, e) for a, e in zip(actual, expected)), (name, case["id"])
+
+
+def _lower_fails_for_int8(model, head, recipe, max_seq_len, dynamic):
+    """Stands in for ``bundle._lower_in_worker`` (spawned workers import it from this module)."""
+    if recipe == "int8":
+        raise RuntimeError("lowering exploded")
+    report = DelegationReport(0, {}, {})
+    return LoweredProgram(b"", RECIPES[recipe], max_seq_len, dynamic, report, 0.0)
+
+
+def test_a_worker_failure_raises_with_its_recipe_named(tmp_path, monkeypatch):
+    monkeypatch.setattr("albert_edge.bundle._lower_in_worker", _lower_fails_for_int8)
+    lines = []
+    with pytest.raises(RuntimeError, match="lowering exploded") as err:
+        export_bundle("tiny", tmp_path / "b", ["fp32", "int8"], max_seq_len=8, jobs=2, progress=lines.append)
+    assert "raised while lowering recipe 'int8' in a worker process (export jobs=2)" in err.value.__notes__
+    assert any(line.startswith("[2/2] int8: quantize") for line in lines)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True, "2"])
+def test_export_refuses_a_bad_jobs_value(jobs, tmp_path):
+    with pytest.raises(BundleError, match=re.escape(f"--jobs {jobs!r} is not a positive integer")):
+        export_bundle("tiny", tmp_path / "b", ["fp32", "int8"], jobs=jobs)
     assert not (tmp_path / "b").exists()
 
 

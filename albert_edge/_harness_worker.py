@@ -1,0 +1,224 @@
+"""One program, one process: the worker that ``albert_edge.harness`` times.
+
+The harness starts one worker per (program, thread count) so that a program's memory, packed
+weights and caches never colour another's figures, and its peak RSS is its own. The protocol is
+JSON Lines: a first reply once the imports are done (``python -m albert_edge._harness_worker
+eager|pte``), then one command on stdin, one reply on the protocol channel (the process's original
+stdout; native libraries that print are sent to stderr instead). Replies are ``{"ok": true, ...}``
+or ``{"ok": false, "error": "..."}``; a long command may send ``{"progress": n}`` lines first.
+
+Commands:
+  load     {kind: "eager" | "pte", source, head, threads, inputs: JSON file}
+           -> load_s, first_s (first forward call, on inputs[0]), rss_before_load, rss_after_load
+  outputs  {count, file}: run inputs[0:count] once each; writes an .npz with ``values`` (float32,
+           every first output flattened and concatenated) and ``offsets`` (int64, count + 1)
+  warmup   {indices, runs}: untimed calls
+  time     {indices, runs}: per index, ``runs`` timed calls -> times_s [[float] per index]
+  stats    -> peak_rss (bytes, ``ru_maxrss``), rss (bytes, now)
+  profile  {indices, runs}: per-operator times from ExecuTorch's ETDump (pte only)
+  exit
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def rss_bytes() -> int:
+    """Resident set size now (``VmRSS``), bytes."""
+    return _status_bytes("VmRSS") or 0
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process image, bytes: ``VmHWM``, which exec resets.
+    (``ru_maxrss`` is no good here: Linux carries the parent's high-water mark from the fork
+    into the child, so every worker would report the harness's own peak.)"""
+    hwm = _status_bytes("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Worker:
+    def __init__(self, reply: Callable[[dict[str, Any]], None]) -> None:
+        self.reply = reply
+        self.forward: Callable[[tuple], Any] | None = None
+        self.inputs: list[tuple] = []
+        self.program: Any = None
+        self.source = ""
+        self.threads = 1
+        self.kind = ""
+
+    def load(self, kind: str, source: str, head: str | None, threads: int, inputs: str) -> dict[str, Any]:
+        import torch
+
+        self.source, self.threads, self.kind = source, threads, kind
+        with open(inputs, encoding="utf-8") as f:
+            raw = json.load(f)
+        rss_before = rss_bytes()
+        start = time.perf_counter()  # the imports are done (see main): this times the load itself
+        if kind == "eager":
+            from albert_edge.checkpoint import load_model
+
+            torch.set_num_threads(threads)
+            model = load_model(source, head)
+            tensors = [self._tensors(r, None) for r in raw]
+
+            def forward(x: tuple) -> Any:
+                with torch.inference_mode():
+                    return model(*x)
+        elif kind == "pte":
+            from albert_edge.runtime import Program
+
+            torch.set_num_threads(1)
+            program = Program(source, num_threads=threads)
+            self.program = program
+            pad = None if program.dynamic else (program.max_seq_len, int(raw[0].get("pad_id", 0)))
+            # Inputs are checked once here, not inside the timed calls.
+            tensors = [program.check_inputs(*self._tensors(r, pad)) for r in raw]
+            forward = program.run_checked
+        else:
+            raise ValueError(f"unknown worker kind {kind!r}")
+        load_s = time.perf_counter() - start
+        rss_after = rss_bytes()
+        start = time.perf_counter()
+        forward(tensors[0])
+        first_s = time.perf_counter() - start
+        self.forward, self.inputs = forward, tensors
+        return {"load_s": load_s, "first_s": first_s, "rss_before_load": rss_before,
+                "rss_after_load": rss_after}
+
+    @staticmethod
+    def _tensors(r: dict[str, Any], pad: tuple[int, int] | None) -> tuple:
+        """int64 (1, S) input_ids, attention_mask, token_type_ids; padded to a fixed length when
+        ``pad`` = (length, pad id) is given (fixed-length programs)."""
+        import torch
+
+        ids, types = list(r["input_ids"]), list(r["token_type_ids"])
+        mask = [1] * len(ids)
+        if pad is not None:
+            n = pad[0] - len(ids)
+            ids, mask, types = ids + [pad[1]] * n, mask + [0] * n, types + [0] * n
+        return tuple(torch.tensor([v], dtype=torch.long) for v in (ids, mask, types))
+
+    def _first_output(self, out: Any) -> Any:
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def outputs(self, count: int, file: str) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        assert self.forward is not None
+        results: list[Any] = [None] * count
+        done = 0
+        if self.kind == "eager":
+            # Eager runs examples of equal length together (no padding, so each row is the same
+            # computation as batch 1, up to float summation order): far quicker than one by one.
+            by_length: dict[int, list[int]] = {}
+            for i in range(count):
+                by_length.setdefault(self.inputs[i][0].shape[1], []).append(i)
+            groups = [idx[k:k + 64] for idx in by_length.values() for k in range(0, len(idx), 64)]
+            for group in groups:
+                batch = tuple(torch.cat([self.inputs[i][j] for i in group]) for j in range(3))
+                out = self._first_output(self.forward(batch)).detach().float().numpy()
+                for row, i in enumerate(group):
+                    results[i] = out[row].ravel()
+                done += len(group)
+                self.reply({"progress": done})
+        else:
+            for i in range(count):
+                results[i] = self._first_output(self.forward(self.inputs[i])).detach().float().numpy().ravel()
+                if (i + 1) % 100 == 0:
+                    self.reply({"progress": i + 1})
+        values, offsets = results, [0]
+        for out in results:
+            offsets.append(offsets[-1] + out.size)
+        np.savez(file, values=np.concatenate(values) if values else np.zeros(0, np.float32),
+                 offsets=np.asarray(offsets, dtype=np.int64))
+        return {"file": file}
+
+    def warmup(self, indices: list[int], runs: int) -> dict[str, Any]:
+        assert self.forward is not None
+        for _ in range(runs):
+            for i in indices:
+                self.forward(self.inputs[i])
+        return {}
+
+    def time(self, indices: list[int], runs: int) -> dict[str, Any]:
+        assert self.forward is not None
+        times: list[list[float]] = [[] for _ in indices]
+        clock, forward, inputs = time.perf_counter, self.forward, self.inputs
+        for _ in range(runs):  # run-major: one input's calls are not back to back
+            for k, i in enumerate(indices):
+                x = inputs[i]
+                start = clock()
+                forward(x)
+                times[k].append(clock() - start)
+        return {"times_s": times}
+
+    def stats(self) -> dict[str, Any]:
+        return {"peak_rss": peak_rss_bytes(), "rss": rss_bytes()}
+
+    def profile(self, indices: list[int], runs: int) -> dict[str, Any]:
+        from albert_edge.profiling import profile_program
+
+        inputs = [self.inputs[i] for i in indices]
+        return {"profile": profile_program(self.source, inputs, runs=runs, num_threads=self.threads)}
+
+
+def main() -> None:
+    # The protocol owns the original stdout; anything native code prints goes to stderr.
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def reply(message: dict[str, Any]) -> None:
+        channel.write(json.dumps(message) + "\n")
+        channel.flush()
+
+    # Import everything a load needs before the parent times it; then say so (the first reply).
+    import torch  # noqa: F401
+
+    if sys.argv[1:] == ["pte"]:
+        from executorch.runtime import Runtime
+
+        from albert_edge.quantize import register_quantized_ops
+        from albert_edge.runtime import Program  # noqa: F401
+
+        register_quantized_ops()
+        Runtime.get()
+    else:
+        from albert_edge.checkpoint import load_model  # noqa: F401
+    reply({"ok": True, "ready": True})
+    worker = Worker(reply)
+    for line in sys.stdin:
+        command = json.loads(line)
+        name = command.pop("cmd")
+        if name == "exit":
+            reply({"ok": True})
+            return
+        try:
+            result = getattr(worker, name)(**command)
+        except Exception as err:  # reported to the parent, which raises with this worker named
+            reply({"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
+            continue
+        reply({"ok": True, **result})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,730 @@
+"""Float vs quantized: accuracy, fidelity, latency, size and memory of every program of a bundle.
+
+``compare(model_or_bundle, ...)`` is what ``albert-edge compare`` runs. The reference is the eager
+PyTorch fp32 model; the programs are every ``.pte`` of the bundle (exported first when a model is
+given). Per program it reports:
+
+- accuracy on labelled data (accuracy, macro-F1, per-class precision/recall/F1, confusion matrix;
+  Pearson/Spearman for a regression head), skipped for random-weight presets;
+- fidelity against the reference: top-1 agreement, cosine and SQNR of the outputs, max |diff|, and
+  every example whose label flipped;
+- latency: warm-up, then rounds of timed calls over a fixed set of inputs (real data spread over
+  the token lengths, plus "probe" inputs of 16, 32, 64 ... tokens made of real token ids), with
+  the programs interleaved round by round so machine drift hits all alike; median, p90, p99,
+  mean, std, overall and by token-length bucket, at each thread count; load time and first call;
+- size on disk, parameter bytes and the compression ratio against fp32; peak RSS.
+
+Each (program, thread count) runs in its own worker process (``albert_edge._harness_worker``), so
+one program's memory and caches do not colour another's. The report is ``report.json`` (schema
+in docs/compare.md, versioned), ``report.md``, three PNG plots and a table in the terminal
+(``albert_edge.report``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from albert_edge import __version__, metrics
+from albert_edge._machine import machine_info
+from albert_edge.bundle import read_manifest, tokenizer_from_manifest, verify_files
+from albert_edge.checkpoint import DEFAULT_MODEL_NAME, load_model, resolve_model_path
+from albert_edge.config import PRESETS
+from albert_edge.datasets import DataError, Row, read_labelled
+from albert_edge.tokenizer import AlbertTokenizer
+
+log = logging.getLogger(__name__)
+
+REPORT_FORMAT = "albert-edge-compare-report"
+REPORT_SCHEMA_VERSION = 1
+REFERENCE = "eager-fp32"
+DEFAULT_DATA = "default"  # the default model's held-out set: the tweet sentiment test split
+MAX_FLIPS_LISTED = 200
+
+
+class HarnessError(RuntimeError):
+    """A comparison cannot run: bad settings, a model that does not match the bundle, or a
+    worker process that failed (its error and log are quoted)."""
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    threads: tuple[int, ...] = (1, 2)  # one set of workers per thread count
+    warmup: int = 2  # untimed calls per latency input before the first round
+    rounds: int = 5  # programs interleaved once per round
+    runs: int = 2  # timed calls per latency input per round
+    data_inputs: int = 12  # data examples timed, spread evenly over the sorted token lengths
+    probe_lengths: tuple[int, ...] | None = None  # None: 16, 32, 64, ... up to max_seq_len
+
+    def __post_init__(self) -> None:
+        for name in ("warmup", "rounds", "runs", "data_inputs"):
+            value = getattr(self, name)
+            low = 0 if name in ("warmup", "data_inputs") else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise HarnessError(f"{name}={value!r}; accepted: an integer >= {low}")
+        if not self.threads or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in self.threads):
+            raise HarnessError(f"threads={self.threads!r}; accepted: one or more positive integers, e.g. 1,2")
+        if len(set(self.threads)) != len(self.threads):
+            raise HarnessError(f"threads={self.threads!r} names a thread count twice")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    path: str | None = None  # CSV/TSV/JSONL file, "default", or None (default when the model is)
+    text_column: str = "text"
+    label_column: str = "label"
+    text_pair_column: str | None = None
+    limit: int | None = None
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    source: str
+    rows: list[Row]
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    truncated: int  # rows longer than max_seq_len, cut (longest first) as the bundle says
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.input_ids]
+
+
+def default_rows(limit: int | None) -> list[Row]:
+    """The default model's held-out set: the tweet sentiment test split (needs `make corpora`);
+    ``limit`` rows spread evenly over it."""
+    from albert_edge.corpora import tweet_splits
+
+    tweets = tweet_splits()["test"]
+    rows = [Row(t.text, t.label, None, i + 1) for i, t in enumerate(tweets)]
+    if limit is not None and limit < len(rows):
+        # The split is ordered by label: a prefix would hold one class, so take an even spread.
+        rows = [rows[i * len(rows) // limit] for i in range(limit)]
+    return rows
+
+
+def load_eval_set(data: DataSettings, tokenizer: AlbertTokenizer, labels: Sequence[str] | None,
+                  regression: bool, max_seq_len: int) -> EvalSet:
+    """Read and tokenize the comparison data. ``labels``: the accepted label set (None: any,
+    for random-weight models whose labels mean nothing)."""
+    if data.limit is not None and (isinstance(data.limit, bool) or not isinstance(data.limit, int) or data.limit < 1):
+        raise DataError(f"limit must be a positive integer, got {data.limit!r}")
+    if data.path == DEFAULT_DATA:
+        rows = default_rows(data.limit)
+        source = "tweet sentiment test split (the default model's held-out set)"
+        if labels is not None:
+            unknown = sorted({str(r.label) for r in rows} - set(labels))
+            if unknown:
+                raise DataError(f"the default evaluation set has labels {unknown} that the model does not "
+                                f"have (its labels: {', '.join(labels)}); pass --data with your own file")
+    else:
+        assert data.path is not None
+        rows = read_labelled(data.path, text_column=data.text_column, label_column=data.label_column,
+                             text_pair_column=data.text_pair_column, labels=labels, regression=regression,
+                             limit=data.limit)
+        source = str(data.path)
+    ids, types, truncated = [], [], 0
+    for r in rows:
+        full = tokenizer.encode(r.text, r.text_pair)
+        enc = tokenizer.encode(r.text, r.text_pair, max_length=max_seq_len) if len(full.input_ids) > max_seq_len else full
+        truncated += len(full.input_ids) > max_seq_len
+        ids.append(list(enc.input_ids))
+        types.append(list(enc.token_type_ids))
+    return EvalSet(source, rows, ids, types, truncated)
+
+
+def spread_indices(lengths: Sequence[int], k: int) -> list[int]:
+    """k indices whose lengths are spread evenly over the sorted lengths (shortest and longest
+    included); fewer when there are fewer distinct positions."""
+    if k <= 0 or not lengths:
+        return []
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    if k == 1:
+        return [order[len(order) // 2]]
+    picks = {order[round(j * (len(order) - 1) / (k - 1))] for j in range(k)}
+    return sorted(picks, key=lambda i: (lengths[i], i))
+
+
+def probe_inputs(eval_set: EvalSet, tokenizer: AlbertTokenizer, lengths: Sequence[int]) -> list[dict[str, Any]]:
+    """One input per length: [CLS] + the data's own token ids, end to end, cut to length - 2 + [SEP]."""
+    stream = [t for ids in eval_set.input_ids for t in ids[1:-1] if t not in (tokenizer.cls_id, tokenizer.sep_id)]
+    out = []
+    for n in lengths:
+        body = (stream * (1 + (n // max(len(stream), 1))))[: max(n - 2, 0)]
+        ids = [tokenizer.cls_id, *body, tokenizer.sep_id][:n]
+        out.append({"input_ids": ids, "token_type_ids": [0] * len(ids)})
+    return out
+
+
+def default_probe_lengths(max_seq_len: int) -> list[int]:
+    lengths = [n for n in (16, 32, 64, 128, 256, 512) if n < max_seq_len]
+    return [*lengths, max_seq_len]
+
+
+def buckets(max_seq_len: int) -> list[tuple[int, int]]:
+    """Token-length buckets (inclusive): 1-16, 17-32, 33-64, ... up to max_seq_len."""
+    out, lo = [], 1
+    for hi in (16, 32, 64, 128, 256, 512):
+        if lo > max_seq_len:
+            break
+        out.append((lo, min(hi, max_seq_len)))
+        lo = hi + 1
+    if lo <= max_seq_len:
+        out.append((lo, max_seq_len))
+    return out
+
+
+# ---- programs and workers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    name: str  # "eager-fp32", or the bundle's program name ("fp32", "int8", "int4")
+    kind: str  # "eager" | "pte"
+    source: str  # checkpoint dir / preset name, or the .pte path
+    size_bytes: int | None  # on disk (eager: the weights file, None for a preset)
+    parameter_bytes: int  # eager: unique parameters x 4; pte: its segment data (weights, payloads)
+    recipe: dict[str, Any] | None = None
+    dynamic: bool = True
+
+
+class WorkerProcess:
+    """One ``albert_edge._harness_worker`` process; ``call`` sends a command and returns the reply."""
+
+    def __init__(self, spec: ProgramSpec, threads: int, log_path: Path) -> None:
+        self.spec, self.threads, self.log_path = spec, threads, log_path
+        env = dict(os.environ)
+        # One process per program: its own thread count, and no oversubscription from OpenMP.
+        env.update(OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+        self._log = open(log_path, "w", encoding="utf-8")
+        self._pending = "start"  # the command whose reply comes next (first: the ready line)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "albert_edge._harness_worker", spec.kind], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._log, text=True, encoding="utf-8", env=env)
+
+    def wait_ready(self) -> None:
+        """Block until the worker has imported what it needs (its first reply)."""
+        self.call(None)
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.name} ({self.threads} thread{'s' if self.threads > 1 else ''})"
+
+    def send(self, cmd: str, **args: Any) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise HarnessError(self._failure(f"{cmd}: the worker process has exited")) from None
+        self._pending = cmd
+
+    def call(self, cmd: str | None, on_progress: Callable[[int], None] | None = None, **args: Any) -> dict[str, Any]:
+        """Send ``cmd`` and return its reply (None: read the reply to what was sent last)."""
+        assert self.proc.stdout is not None
+        if cmd is not None:
+            self.send(cmd, **args)
+        cmd = self._pending
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise HarnessError(self._failure(f"{cmd}: the worker process died (exit code {self.proc.wait()})"))
+            reply = json.loads(line)
+            if "progress" in reply:
+                if on_progress is not None:
+                    on_progress(int(reply["progress"]))
+                continue
+            if not reply.get("ok"):
+                raise HarnessError(self._failure(f"{cmd}: {reply.get('error')}"))
+            return reply
+
+    def _failure(self, what: str) -> str:
+        self._log.flush()
+        tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:] if self.log_path.exists() else ""
+        return f"{self.label}: {what}" + (f"\n--- worker log {self.log_path} (end) ---\n{tail}" if tail.strip() else "")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.call("exit")
+            except HarnessError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+# ---- statistics ---------------------------------------------------------------------------------
+
+
+def latency_summary(times_ms: Sequence[float]) -> dict[str, float | int]:
+    """median, p90, p99, mean, std (population), min, max (ms) and n; percentiles interpolate
+    linearly (numpy's default)."""
+    t = np.asarray(times_ms, dtype=np.float64)
+    if t.size == 0:
+        return {"n": 0}
+    return {"n": int(t.size), "median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)),
+            "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()), "std_ms": float(t.std()),
+            "min_ms": float(t.min()), "max_ms": float(t.max())}
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no infinity: an SQNR of +inf (identical outputs) is written as null."""
+    return x if math.isfinite(x) else None
+
+
+def _load_outputs(file: Path) -> list[np.ndarray]:
+    with np.load(file) as z:
+        values, offsets = z["values"], z["offsets"]
+    return [values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def fidelity(reference: list[np.ndarray], outputs: list[np.ndarray]) -> dict[str, Any]:
+    """The program's first output against the reference's over every example: cosine, SQNR and
+    max |diff| of all values together, and top-1 agreement per example (when every example's
+    output has the same size, e.g. classification logits)."""
+    ref, out = np.concatenate(reference), np.concatenate(outputs)
+    same_size = len({a.size for a in reference}) == 1
+    result: dict[str, Any] = {
+        "cosine": metrics.cosine(ref, out), "sqnr_db": _finite(metrics.sqnr_db(ref, out)),
+        "max_abs_diff": metrics.max_abs_diff(ref, out),
+        "top1_agreement": metrics.top1_agreement(np.stack(reference), np.stack(outputs)) if same_size else None,
+    }
+    return result
+
+
+def flips(eval_set: EvalSet, labels: Sequence[str], reference: np.ndarray, outputs: np.ndarray) -> list[dict[str, Any]]:
+    """Examples whose predicted label differs from the reference's, with both probabilities."""
+    ref_p, out_p = metrics.softmax(reference), metrics.softmax(outputs)
+    out = []
+    for i in np.nonzero(ref_p.argmax(-1) != out_p.argmax(-1))[0]:
+        r = eval_set.rows[i]
+        out.append({"index": int(i), "row": r.row, "text": r.text, "text_pair": r.text_pair,
+                    "label": r.label, "reference": labels[int(ref_p[i].argmax())],
+                    "program": labels[int(out_p[i].argmax())],
+                    "reference_probs": [round(float(p), 6) for p in ref_p[i]],
+                    "program_probs": [round(float(p), 6) for p in out_p[i]]})
+    return out
+
+
+def task_metrics(eval_set: EvalSet, labels: Sequence[str], outputs: np.ndarray, regression: bool) -> dict[str, Any]:
+    if regression:
+        gold = np.asarray([float(r.label) for r in eval_set.rows])
+        pred = outputs[:, 0]
+        return {"n": len(gold), "pearson": metrics.pearson(gold, pred), "spearman": metrics.spearman(gold, pred)}
+    pred = [labels[int(i)] for i in outputs.argmax(-1)]
+    return metrics.classification_report([str(r.label) for r in eval_set.rows], pred, labels)
+
+
+# ---- the comparison -----------------------------------------------------------------------------
+
+
+def _is_bundle(path: Path) -> bool:
+    return path.is_dir() and (path / "manifest.json").is_file()
+
+
+def _eager_spec(source: str, model: Any) -> ProgramSpec:
+    path = Path(str(resolve_model_path(source)))
+    size = None
+    if path.is_dir():
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (path / name).is_file():
+                size = (path / name).stat().st_size
+                break
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    return ProgramSpec(REFERENCE, "eager", str(path) if path.is_dir() else source, size, params)
+
+
+def _pte_specs(bundle: Path, manifest: dict[str, Any]) -> list[ProgramSpec]:
+    from albert_edge.runtime import pte_layout
+
+    specs = []
+    for p in manifest["programs"]:
+        path = bundle / p["file"]
+        with open(path, "rb") as f:
+            layout = pte_layout(f.read(64))
+        specs.append(ProgramSpec(p["name"], "pte", str(path), path.stat().st_size,
+                                 layout[2] if layout else path.stat().st_size, p.get("recipe"),
+                                 bool(p["inputs"][0].get("dynamic", True))))
+    return specs
+
+
+def check_model_matches(model: Any, manifest: dict[str, Any], bundle: Path) -> None:
+    """The reference model must be the one the bundle was exported from (as far as can be told)."""
+    c = model.config
+    problems = []
+    if c.vocab_size != manifest["vocab_size"]:
+        problems.append(f"vocab_size {c.vocab_size} vs {manifest['vocab_size']}")
+    if type(model).__name__ != manifest["architecture"]:
+        problems.append(f"architecture {type(model).__name__} vs {manifest['architecture']}")
+    if manifest["task"] == "sequence-classification" and list(c.labels) != list(manifest["labels"]):
+        problems.append(f"labels {list(c.labels)} vs {manifest['labels']}")
+    if problems:
+        raise HarnessError(f"{bundle}: the model does not match the bundle ({'; '.join(problems)}); pass the "
+                           "model the bundle was exported from with --model")
+
+
+
+
+@dataclass
+class _Bar:
+    """A progress reporter: ``task(description, total)`` returns an ``advance(n)`` callable."""
+
+    enabled: bool = True
+    _progress: Any = field(default=None, repr=False)
+
+    def __enter__(self) -> "_Bar":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        if self._progress is None:
+            log.info("%s", description)
+            return lambda n=1: None
+        task_id = self._progress.add_task(description, total=total)
+        return lambda n=1: self._progress.advance(task_id, n)
+
+    def line(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message)
+        log.info("%s", message)
+
+
+def compare(
+    model_or_bundle: str | os.PathLike,
+    *,
+    out: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    head: str | None = None,
+    data: DataSettings = DataSettings(),
+    latency: LatencySettings = LatencySettings(),
+    recipes: Sequence[str] = ("fp32", "int8"),
+    max_seq_len: int | None = None,
+    tokenizer: str | os.PathLike | None = None,
+    jobs: int = 1,
+    profile: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compare eager fp32 with every program of a bundle; write the report into ``out``.
+
+    model_or_bundle: a bundle folder (``--model`` then names the model it came from), or a model
+        (a checkpoint directory, ``default``, or a preset name with seeded random weights), which
+        is first exported to ``out/bundle`` with ``recipes`` (``jobs`` processes).
+    data: the labelled data; ``path=None`` means the default model's evaluation set when the model
+        is ``default`` (any other model needs a file).
+    Returns the report (also ``out/report.json``); see docs/compare.md.
+    """
+    from albert_edge.bundle import export_bundle
+
+    out = Path(out)
+    target = Path(str(model_or_bundle))
+    if _is_bundle(target):
+        if model is None:
+            raise HarnessError(f"{target} is a bundle: it holds no PyTorch weights for the fp32 reference; name "
+                               "the model it was exported from with --model (a checkpoint directory, "
+                               "'default' or a preset name)")
+        model_source, bundle_dir = str(model), target
+    else:
+        if model is not None:
+            raise HarnessError(f"--model is only for a bundle; {target} is not a bundle folder (no manifest.json)")
+        model_source, bundle_dir = str(model_or_bundle), out / "bundle"
+    random_weights = model_source in PRESETS and not Path(model_source).is_dir()
+    if data.path is None:
+        if model_source != DEFAULT_MODEL_NAME and not random_weights:
+            raise HarnessError("no --data given: name a labelled CSV/TSV/JSONL file (or --data default for the "
+                               "default model's evaluation set)")
+        data = DataSettings(DEFAULT_DATA, limit=data.limit)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    reference = load_model(model_source, head)
+    with _Bar(progress) as bar:
+        if bundle_dir == out / "bundle":
+            bar.line(f"exporting {model_source} to {bundle_dir} ({', '.join(recipes)}) ...")
+            export_bundle(model_source, bundle_dir, recipes, max_seq_len=max_seq_len, head=head,
+                          tokenizer=tokenizer, jobs=jobs, progress=bar.line)
+        manifest = read_manifest(bundle_dir)
+        verify_files(bundle_dir, manifest)
+        check_model_matches(reference, manifest, bundle_dir)
+        task = manifest["task"]
+        tok = tokenizer_from_manifest(bundle_dir, manifest)
+        if tok is None:
+            if tokenizer is None:
+                raise HarnessError(f"{bundle_dir}: the bundle has no tokenizer; pass --tokenizer (a checkpoint "
+                                   "directory, an spiece.model file, or 'default')")
+            tpath = Path(str(resolve_model_path(tokenizer)))
+            tok = AlbertTokenizer.from_pretrained(tpath) if tpath.is_dir() else AlbertTokenizer.from_file(tpath)
+        labels = list(manifest["labels"])
+        regression = task == "sequence-classification" and len(labels) == 1
+        classification = task == "sequence-classification" and not regression
+        seq_len = int(manifest["max_seq_len"])
+        scored = task == "sequence-classification" and not random_weights
+        eval_set = load_eval_set(data, tok, labels if classification and scored else None, regression, seq_len)
+        if any(i >= manifest["vocab_size"] for ids in eval_set.input_ids for i in ids):
+            raise HarnessError(f"the tokenizer produces ids >= the model's vocab_size {manifest['vocab_size']}; "
+                               "use the model's own tokenizer")
+        specs = [_eager_spec(model_source, reference), *_pte_specs(bundle_dir, manifest)]
+        del reference
+
+        # Inputs: every evaluation example, then the probes; the latency set indexes into both.
+        n_eval = len(eval_set.rows)
+        probes_len = list(latency.probe_lengths) if latency.probe_lengths is not None else default_probe_lengths(seq_len)
+        bad = [n for n in probes_len if not 1 <= n <= seq_len]
+        if bad:
+            raise HarnessError(f"probe lengths {bad} are outside [1, {seq_len}] (the bundle's max_seq_len)")
+        probes = probe_inputs(eval_set, tok, probes_len)
+        inputs = [{"input_ids": a, "token_type_ids": b, "pad_id": tok.pad_id}
+                  for a, b in zip(eval_set.input_ids, eval_set.token_type_ids)] + \
+                 [{**p, "pad_id": tok.pad_id} for p in probes]
+        timed = spread_indices(eval_set.lengths, latency.data_inputs) + list(range(n_eval, n_eval + len(probes)))
+        timed_lengths = [len(inputs[i]["input_ids"]) for i in timed]
+        work = out / "work"
+        work.mkdir(exist_ok=True)
+        inputs_file = work / "inputs.json"
+        inputs_file.write_text(json.dumps(inputs), encoding="utf-8")
+
+        results: dict[str, dict[str, Any]] = {s.name: {"latency": []} for s in specs}
+        outputs: dict[str, list[np.ndarray]] = {}
+        for t_index, threads in enumerate(latency.threads):
+            workers: list[WorkerProcess] = []
+            try:
+                for s in specs:  # started together: the imports overlap; loading is timed one by one
+                    workers.append(WorkerProcess(s, threads, work / f"{s.name}-{threads}t.log"))
+                for w in workers:
+                    w.wait_ready()
+                loads = {}
+                for w in workers:
+                    loads[w.spec.name] = w.call("load", kind=w.spec.kind, source=w.spec.source, head=head,
+                                                threads=threads, inputs=str(inputs_file))
+                if t_index == 0:
+                    _run_outputs(workers, n_eval, work, bar, outputs)
+                advance = bar.task(f"latency   {threads} thread(s)", latency.rounds * len(workers))
+                for w in workers:
+                    w.call("warmup", indices=timed, runs=latency.warmup)
+                times: dict[str, list[list[float]]] = {w.spec.name: [[] for _ in timed] for w in workers}
+                for r in range(latency.rounds):
+                    for k in range(len(workers)):  # rotate the order each round
+                        w = workers[(k + r) % len(workers)]
+                        reply = w.call("time", indices=timed, runs=latency.runs)
+                        for per_input, new in zip(times[w.spec.name], reply["times_s"]):
+                            per_input.extend(new)
+                        advance(1)
+                for w in workers:
+                    stats = w.call("stats")
+                    entry = _latency_entry(threads, loads[w.spec.name], stats, times[w.spec.name], timed,
+                                           timed_lengths, n_eval, eval_set, seq_len)
+                    if profile and w.spec.kind == "pte" and t_index == len(latency.threads) - 1:
+                        bar.line(f"profiling {w.spec.name} with ETDump ...")
+                        entry["profile"] = w.call("profile", indices=timed, runs=1)["profile"]
+                    results[w.spec.name]["latency"].append(entry)
+            finally:
+                for w in workers:
+                    w.close()
+
+    report = _report(
+        model_source=model_source, head=head, random_weights=random_weights, manifest=manifest, bundle=bundle_dir,
+        data=data, eval_set=eval_set, latency=latency, specs=specs, results=results, outputs=outputs,
+        labels=labels, classification=classification, regression=regression, scored=scored,
+        timed=timed, timed_lengths=timed_lengths, n_eval=n_eval, probes_len=probes_len, seq_len=seq_len,
+        seconds=time.time() - started)
+    validate_report(report)
+    from albert_edge.report import write_report
+
+    write_report(report, out)
+    return report
+
+
+def _run_outputs(workers: list[WorkerProcess], n_eval: int, work: Path, bar: _Bar,
+                 outputs: dict[str, list[np.ndarray]]) -> None:
+    """Every program's outputs on every example. Nothing is timed here, so one-thread workers run
+    side by side, as many as there are cores."""
+    parallel = max(1, (os.cpu_count() or 1) // workers[0].threads)
+    for start in range(0, len(workers), parallel):
+        group = workers[start:start + parallel]
+        advances = [bar.task(f"outputs   {w.spec.name:<10}", n_eval) for w in group]
+        for w in group:  # sent together; the replies are read one worker at a time
+            w.send("outputs", count=n_eval, file=str(work / f"{w.spec.name}.npz"))
+        for w, advance in zip(group, advances):
+            done = [0]
+
+            def step(n: int, done: list[int] = done, advance: Callable[[int], None] = advance) -> None:
+                advance(n - done[0])
+                done[0] = n
+
+            w.call(None, on_progress=step)
+            step(n_eval)
+            outputs[w.spec.name] = _load_outputs(work / f"{w.spec.name}.npz")
+
+
+def _latency_entry(threads: int, load: dict[str, Any], stats: dict[str, Any], times: list[list[float]],
+                   timed: list[int], lengths: list[int], n_eval: int, eval_set: EvalSet,
+                   seq_len: int) -> dict[str, Any]:
+    all_ms = [t * 1e3 for per in times for t in per]
+    per_input = [{"input": i, "source": "data" if i < n_eval else "probe",
+                  "row": eval_set.rows[i].row if i < n_eval else None, "seq_len": n,
+                  "times_ms": [round(t * 1e3, 4) for t in per]}
+                 for i, n, per in zip(timed, lengths, times)]
+    by_bucket = []
+    for lo, hi in buckets(seq_len):
+        ms = [t for p in per_input if lo <= p["seq_len"] <= hi for t in p["times_ms"]]
+        if ms:
+            by_bucket.append({"bucket": [lo, hi], "inputs": sum(lo <= p["seq_len"] <= hi for p in per_input),
+                              **latency_summary(ms)})
+    return {"threads": threads, "load_s": load["load_s"], "first_inference_s": load["first_s"],
+            "rss_before_load_bytes": load["rss_before_load"], "rss_after_load_bytes": load["rss_after_load"],
+            "peak_rss_bytes": stats["peak_rss"], "summary": latency_summary(all_ms), "by_bucket": by_bucket,
+            "per_input": per_input}
+
+
+def _report(*, model_source: str, head: str | None, random_weights: bool, manifest: dict[str, Any], bundle: Path,
+            data: DataSettings, eval_set: EvalSet, latency: LatencySettings, specs: list[ProgramSpec],
+            results: dict[str, dict[str, Any]], outputs: dict[str, list[np.ndarray]], labels: list[str],
+            classification: bool, regression: bool, scored: bool, timed: list[int], timed_lengths: list[int],
+            n_eval: int, probes_len: list[int], seq_len: int, seconds: float) -> dict[str, Any]:
+    ref = outputs[REFERENCE]
+    fp32 = next((s for s in specs if s.name == "fp32"), None)
+    fp32_size = fp32.size_bytes if fp32 else None
+    programs = []
+    for s in specs:
+        out = outputs[s.name]
+        entry: dict[str, Any] = {
+            "name": s.name, "kind": s.kind, "file": s.source if s.kind == "pte" else None,
+            "recipe": s.recipe, "dynamic": s.dynamic,
+            "size": {"bytes": s.size_bytes, "parameter_bytes": s.parameter_bytes,
+                     "compression_vs_fp32": (fp32_size / s.size_bytes) if fp32_size and s.size_bytes else None},
+            "accuracy": None, "fidelity": None, "flips": None,
+            "latency": results[s.name]["latency"],
+        }
+        if scored and (classification or regression):
+            entry["accuracy"] = task_metrics(eval_set, labels, np.stack(out), regression)
+        if s.name != REFERENCE:
+            entry["fidelity"] = fidelity(ref, out)
+            if classification:
+                listed = flips(eval_set, labels, np.stack(ref), np.stack(out))
+                entry["flips"] = {"count": len(listed), "listed": listed[:MAX_FLIPS_LISTED]}
+        programs.append(entry)
+    lengths = eval_set.lengths
+    return {
+        "format": REPORT_FORMAT, "schema_version": REPORT_SCHEMA_VERSION,
+        "created_by": f"albert-edge {__version__}", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(seconds, 1),
+        "model": {"source": model_source, "head": head, "task": manifest["task"],
+                  "architecture": manifest["architecture"], "labels": labels, "random_weights": random_weights,
+                  "max_seq_len": seq_len, "vocab_size": manifest["vocab_size"]},
+        "bundle": str(bundle),
+        "reference": REFERENCE,
+        "data": {"source": eval_set.source, "path": data.path, "rows": n_eval, "limit": data.limit,
+                 "text_column": data.text_column, "label_column": data.label_column,
+                 "text_pair_column": data.text_pair_column, "truncated": eval_set.truncated,
+                 "token_lengths": {"min": min(lengths), "median": float(np.median(lengths)), "max": max(lengths)},
+                 "accuracy_skipped": None if scored else (
+                     "random weights: the labels mean nothing" if random_weights else f"task {manifest['task']}")},
+        "machine": machine_info(),
+        "latency_settings": {"threads": list(latency.threads), "warmup": latency.warmup, "rounds": latency.rounds,
+                             "runs_per_round": latency.runs, "data_inputs": latency.data_inputs,
+                             "probe_lengths": probes_len, "buckets": [list(b) for b in buckets(seq_len)],
+                             "timed_inputs": [{"input": i, "seq_len": n, "source": "data" if i < n_eval else "probe"}
+                                              for i, n in zip(timed, timed_lengths)],
+                             "interleaved": True, "process_per_program": True},
+        "programs": programs,
+    }
+
+
+# The schema (docs/compare.md) as required keys and their JSON types; checked on read and write.
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_SCHEMA: dict[str, dict[str, Any]] = {
+    "report": {"format": str, "schema_version": int, "created_by": str, "created_at": str, "seconds": _NUM,
+               "model": dict, "bundle": str, "reference": str, "data": dict, "machine": dict,
+               "latency_settings": dict, "programs": list},
+    "model": {"source": str, "task": str, "architecture": str, "labels": list, "random_weights": bool,
+              "max_seq_len": int, "vocab_size": int},
+    "data": {"source": str, "rows": int, "truncated": int, "token_lengths": dict},
+    "latency_settings": {"threads": list, "warmup": int, "rounds": int, "runs_per_round": int,
+                         "data_inputs": int, "probe_lengths": list, "buckets": list, "timed_inputs": list},
+    "program": {"name": str, "kind": str, "size": dict, "latency": list, "accuracy": (dict, type(None)),
+                "fidelity": (dict, type(None)), "flips": (dict, type(None))},
+    "size": {"bytes": (int, type(None)), "parameter_bytes": int, "compression_vs_fp32": _OPT_NUM},
+    "fidelity": {"top1_agreement": _OPT_NUM, "cosine": _NUM, "sqnr_db": _OPT_NUM, "max_abs_diff": _NUM},
+    "latency": {"threads": int, "load_s": _NUM, "first_inference_s": _NUM, "rss_before_load_bytes": int,
+                "rss_after_load_bytes": int, "peak_rss_bytes": int, "summary": dict, "by_bucket": list,
+                "per_input": list},
+    "summary": {"n": int, "median_ms": _NUM, "p90_ms": _NUM, "p99_ms": _NUM, "mean_ms": _NUM, "std_ms": _NUM},
+    "per_input": {"input": int, "source": str, "seq_len": int, "times_ms": list},
+}
+
+
+def validate_report(report: Any, where: str = "report") -> None:
+    """HarnessError naming the first missing or mistyped field (e.g. ``programs[1].latency[0].summary.p90_ms``)."""
+
+    def check(obj: Any, kind: str, path: str) -> None:
+        if not isinstance(obj, dict):
+            raise HarnessError(f"{where}: {path} must be an object")
+        for key, types in _SCHEMA[kind].items():
+            if key not in obj:
+                raise HarnessError(f"{where}: {path}.{key} is missing")
+            if not isinstance(obj[key], types) or (isinstance(obj[key], bool) and bool not in (
+                    types if isinstance(types, tuple) else (types,))):
+                raise HarnessError(f"{where}: {path}.{key} has type {type(obj[key]).__name__}")
+
+    if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
+        raise HarnessError(f"{where}: not an albert-edge comparison report (format must be {REPORT_FORMAT!r})")
+    if report.get("schema_version") != REPORT_SCHEMA_VERSION:
+        raise HarnessError(f"{where}: schema_version {report.get('schema_version')!r}; this albert-edge reads "
+                           f"version {REPORT_SCHEMA_VERSION}")
+    check(report, "report", "report")
+    for key in ("model", "data", "latency_settings"):
+        check(report[key], key, key)
+    for i, p in enumerate(report["programs"]):
+        check(p, "program", f"programs[{i}]")
+        check(p["size"], "size", f"programs[{i}].size")
+        if p["fidelity"] is not None:
+            check(p["fidelity"], "fidelity", f"programs[{i}].fidelity")
+        for j, e in enumerate(p["latency"]):
+            check(e, "latency", f"programs[{i}].latency[{j}]")
+            check(e["summary"], "summary", f"programs[{i}].latency[{j}].summary")
+            for k, pi in enumerate(e["per_input"]):
+                check(pi, "per_input", f"programs[{i}].latency[{j}].per_input[{k}]")
+
+
+def read_report(path: str | os.PathLike) -> dict[str, Any]:
+    """A ``report.json``, its format and schema version checked."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such report") from None
+    except json.JSONDecodeError as err:
+        raise HarnessError(f"{path}: not JSON ({err})") from None
+    validate_report(report, str(path))
+    return report

@@ -1,0 +1,340 @@
+"""Render a comparison report (``albert_edge.harness``): terminal table, report.md and PNG plots.
+
+Everything here reads only the report dict (``report.json``), so a report can be redrawn later
+with ``albert-edge report DIR`` without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from albert_edge._io import atomic_write_text
+
+PLOTS = ("latency_distribution.png", "latency_vs_length.png", "tradeoff.png")
+MD_FLIPS_LISTED = 20
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def _num(x: float | None, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _sqnr(p: dict[str, Any]) -> str:
+    f = p["fidelity"]
+    if f is None:
+        return "-"
+    return "inf" if f["sqnr_db"] is None else f"{f['sqnr_db']:.1f}"
+
+
+def _latency(p: dict[str, Any], threads: int) -> dict[str, Any] | None:
+    return next((e for e in p["latency"] if e["threads"] == threads), None)
+
+
+def _quality(p: dict[str, Any]) -> tuple[str, float | None]:
+    """The y-axis of the trade-off plot: accuracy when scored, else agreement with fp32 eager."""
+    if p["accuracy"] is not None and "accuracy" in p["accuracy"]:
+        return "accuracy", p["accuracy"]["accuracy"]
+    if p["fidelity"] is not None:
+        return "top-1 agreement with eager fp32", p["fidelity"]["top1_agreement"]
+    return "top-1 agreement with eager fp32", 1.0
+
+
+def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the one-line-per-program summary (terminal and markdown)."""
+    threads = report["latency_settings"]["threads"]
+    header = ["program", "size MB", "x fp32", "accuracy", "macro-F1", "agreement", "SQNR dB", "flips"]
+    for t in threads:
+        header += [f"p50 ms {t}t", f"p90 ms {t}t", f"p99 ms {t}t"]
+    header += ["peak RSS MB", "load ms"]
+    rows = []
+    for p in report["programs"]:
+        acc = p["accuracy"] or {}
+        fid = p["fidelity"] or {}
+        size = p["size"]
+        row = [p["name"], _mb(size["bytes"] if size["bytes"] is not None else size["parameter_bytes"]),
+               _num(size["compression_vs_fp32"]), _pct(acc.get("accuracy")), _num(acc.get("macro_f1"), ".3f"),
+               _pct(fid.get("top1_agreement")) if p["fidelity"] else "reference", _sqnr(p),
+               str(p["flips"]["count"]) if p["flips"] else "-"]
+        for t in threads:
+            e = _latency(p, t)
+            s = e["summary"] if e else {}
+            row += [_num(s.get("median_ms")), _num(s.get("p90_ms")), _num(s.get("p99_ms"))]
+        last = _latency(p, threads[-1])
+        row += [_mb(last["peak_rss_bytes"]) if last else "-", _num(last["load_s"] * 1e3, ".0f") if last else "-"]
+        rows.append(row)
+    return header, rows
+
+
+def print_table(report: dict[str, Any]) -> None:
+    """The summary as a rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = summary_rows(report)
+    m, d = report["model"], report["data"]
+    table = Table(title=f"{m['source']} ({m['task']}) on {d['rows']} examples of {d['source']}",
+                  caption=f"latency: batch 1, median/p90/p99 over {_timed_calls(report)} timed calls per "
+                          f"program; x fp32 = fp32 .pte size / this size; {report['machine']['cpu']}")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*r)
+    Console(width=max(160, len(" | ".join(header)) + 20)).print(table)
+
+
+def _timed_calls(report: dict[str, Any]) -> int:
+    s = report["latency_settings"]
+    return len(s["timed_inputs"]) * s["rounds"] * s["runs_per_round"]
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m, d, mach, ls = report["model"], report["data"], report["machine"], report["latency_settings"]
+    lines = [f"# albert-edge compare: {m['source']}", "",
+             f"- Model: `{m['source']}` ({m['architecture']}, task {m['task']}, labels {', '.join(m['labels'])}, "
+             f"max_seq_len {m['max_seq_len']}){' — random weights' if m['random_weights'] else ''}",
+             f"- Bundle: `{report['bundle']}`; reference: eager PyTorch fp32",
+             f"- Data: {d['source']}: {d['rows']} examples; token lengths {d['token_lengths']['min']}-"
+             f"{d['token_lengths']['max']} (median {d['token_lengths']['median']:g}); {d['truncated']} truncated",
+             f"- Machine: {mach['cpu']}, {mach['cores']} cores; Python {mach['python']}, torch {mach['torch']}, "
+             f"executorch {mach['executorch']}",
+             f"- Latency: batch 1; each program in its own process; {ls['warmup']} warm-up call(s) per input, then "
+             f"{ls['rounds']} rounds x {ls['runs_per_round']} calls on {len(ls['timed_inputs'])} inputs "
+             f"({ls['data_inputs']} from the data, spread over its lengths, and probes of "
+             f"{', '.join(map(str, ls['probe_lengths']))} tokens), programs interleaved round by round",
+             f"- Written by {report['created_by']} at {report['created_at']} in {report['seconds']:.0f} s", ""]
+    if d["accuracy_skipped"]:
+        lines += [f"Accuracy is not reported: {d['accuracy_skipped']}.", ""]
+    lines += ["## Summary", ""]
+    header, rows = summary_rows(report)
+    lines += _md_table(header, rows) + [""]
+    lines += ["![latency distribution](latency_distribution.png)", "",
+              "![latency vs sequence length](latency_vs_length.png)", "", "![trade-off](tradeoff.png)", ""]
+
+    lines += ["## Size", ""]
+    lines += _md_table(["program", "file bytes", "parameter bytes", "x fp32"],
+                       [[p["name"], p["size"]["bytes"] if p["size"]["bytes"] is not None else "-",
+                         p["size"]["parameter_bytes"], _num(p["size"]["compression_vs_fp32"])]
+                        for p in report["programs"]]) + [""]
+    lines += ["Eager fp32: the weights file and the unique parameters (shared layers once) x 4 bytes; "
+              ".pte: the file and its segment data (weights and delegate payloads).", ""]
+
+    scored = [p for p in report["programs"] if p["accuracy"] is not None]
+    if scored:
+        lines += ["## Accuracy", ""]
+        if "accuracy" in scored[0]["accuracy"]:
+            labels = scored[0]["accuracy"]["labels"]
+            lines += _md_table(["program", "accuracy", "macro-F1"] + [f"{lab} P/R/F1" for lab in labels],
+                               [[p["name"], _pct(p["accuracy"]["accuracy"]), _num(p["accuracy"]["macro_f1"], ".4f")]
+                                + ["/".join(f"{p['accuracy']['per_class'][str(lab)][k]:.3f}"
+                                            for k in ("precision", "recall", "f1")) for lab in labels]
+                                for p in scored]) + [""]
+            for p in scored:
+                lines += [f"Confusion matrix, {p['name']} (rows: true, columns: predicted)", ""]
+                lines += _md_table([""] + [str(x) for x in labels],
+                                   [[str(lab)] + row for lab, row in zip(labels, p["accuracy"]["confusion_matrix"])])
+                lines += [""]
+        else:
+            lines += _md_table(["program", "Pearson", "Spearman"],
+                               [[p["name"], _num(p["accuracy"]["pearson"], ".4f"),
+                                 _num(p["accuracy"]["spearman"], ".4f")] for p in scored]) + [""]
+
+    lines += ["## Fidelity against eager fp32", ""]
+    lines += _md_table(["program", "top-1 agreement", "cosine", "SQNR dB", "max abs diff", "flips"],
+                       [[p["name"], _pct(p["fidelity"]["top1_agreement"]), f"{p['fidelity']['cosine']:.6f}",
+                         _sqnr(p), f"{p['fidelity']['max_abs_diff']:.3g}",
+                         p["flips"]["count"] if p["flips"] else "-"]
+                        for p in report["programs"] if p["fidelity"]]) + [""]
+    for p in report["programs"]:
+        if p["flips"] and p["flips"]["count"]:
+            shown = p["flips"]["listed"][:MD_FLIPS_LISTED]
+            lines += [f"Label flips, {p['name']} ({p['flips']['count']}; {len(shown)} shown, all in report.json):", ""]
+            lines += _md_table(["row", "text", "label", "eager fp32", p["name"]],
+                               [[f["row"], f["text"][:120], f["label"],
+                                 f"{f['reference']} ({max(f['reference_probs']):.3f})",
+                                 f"{f['program']} ({max(f['program_probs']):.3f})"] for f in shown]) + [""]
+
+    lines += ["## Latency", ""]
+    for t in ls["threads"]:
+        lines += [f"### {t} thread{'s' if t > 1 else ''}", ""]
+        rows = []
+        for p in report["programs"]:
+            e = _latency(p, t)
+            if e is None:
+                continue
+            s = e["summary"]
+            rows.append([p["name"], _num(s["median_ms"]), _num(s["p90_ms"]), _num(s["p99_ms"]), _num(s["mean_ms"]),
+                         _num(s["std_ms"]), s["n"], _num(e["load_s"] * 1e3, ".0f"), _num(e["first_inference_s"] * 1e3, ".1f"),
+                         _mb(e["peak_rss_bytes"]), _mb(e["rss_after_load_bytes"] - e["rss_before_load_bytes"])])
+        lines += _md_table(["program", "median ms", "p90", "p99", "mean", "std", "calls", "load ms", "first call ms",
+                            "peak RSS MB", "RSS added by load MB"], rows) + [""]
+        bucket_names = [f"{lo}-{hi}" for lo, hi in ls["buckets"]]
+        rows = []
+        for p in report["programs"]:
+            e = _latency(p, t)
+            if e is None:
+                continue
+            by = {f"{b['bucket'][0]}-{b['bucket'][1]}": b for b in e["by_bucket"]}
+            rows.append([p["name"]] + [f"{by[b]['median_ms']:.2f} / {by[b]['p90_ms']:.2f}" if b in by else "-"
+                                       for b in bucket_names])
+        lines += ["Median / p90 ms by actual token length:", ""]
+        lines += _md_table(["program"] + [f"{b} tokens" for b in bucket_names], rows) + [""]
+    for p in report["programs"]:
+        for e in p["latency"]:
+            if e.get("profile"):
+                lines += _profile_md(p["name"], e["threads"], e["profile"])
+    return "\n".join(lines) + "\n"
+
+
+def _profile_md(name: str, threads: int, profile: dict[str, Any]) -> list[str]:
+    rows = [[o["name"], "yes" if o["delegated"] else "no", o["calls"], f"{o['total_ms']:.2f}",
+             f"{100 * o['share']:.1f}%"] for o in profile.get("operators", [])[:15]]
+    out = [f"### Where the time goes: {name}, {threads} thread(s) (ETDump)", ""]
+    out += _md_table(["operator", "delegated", "calls", "total ms", "share"], rows)
+    if profile.get("notes"):
+        out += ["", str(profile["notes"])]
+    return out + [""]
+
+
+# ---- plots --------------------------------------------------------------------------------------
+
+
+def _colors(report: dict[str, Any]) -> dict[str, Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {p["name"]: cmap(i % 10) for i, p in enumerate(report["programs"])}
+
+
+def _save(fig: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    os.replace(tmp, path)
+
+
+def plot_latency_distribution(report: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    threads = report["latency_settings"]["threads"]
+    colors = _colors(report)
+    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4.2), squeeze=False, sharey=True)
+    for ax, t in zip(axes[0], threads):
+        names, data = [], []
+        for p in report["programs"]:
+            e = _latency(p, t)
+            if e is not None:
+                names.append(p["name"])
+                data.append([x for pi in e["per_input"] for x in pi["times_ms"]])
+        parts = ax.violinplot(data, showmedians=False, showextrema=False)
+        for body, n in zip(parts["bodies"], names):
+            body.set_facecolor(colors[n])
+            body.set_alpha(0.35)
+        ax.boxplot(data, widths=0.15, showfliers=False, medianprops={"color": "black"})
+        for i, d in enumerate(data, 1):
+            med = sorted(d)[len(d) // 2]
+            ax.annotate(f"{med:.1f}", (i + 0.12, med), fontsize=8, va="center")
+        ax.set_xticks(range(1, len(names) + 1), names)
+        ax.set_title(f"{t} thread{'s' if t > 1 else ''}")
+        ax.set_ylabel("latency per call (ms)")
+        ax.grid(axis="y", alpha=0.3)
+        if data and max(map(max, data)) / max(min(map(min, data)), 1e-9) > 30:
+            ax.set_yscale("log")
+    fig.suptitle(f"{report['model']['source']}: latency of every timed call (batch 1; box: quartiles, "
+                 f"label: median)", fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_latency_vs_length(report: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    threads = report["latency_settings"]["threads"]
+    colors = _colors(report)
+    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4.2), squeeze=False, sharey=True)
+    for ax, t in zip(axes[0], threads):
+        for p in report["programs"]:
+            e = _latency(p, t)
+            if e is None:
+                continue
+            pts = sorted((pi["seq_len"], sorted(pi["times_ms"])[len(pi["times_ms"]) // 2], pi["source"])
+                         for pi in e["per_input"])
+            ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "-", color=colors[p["name"]], alpha=0.6,
+                    label=p["name"])
+            ax.scatter([x for x, _, s in pts if s == "data"], [y for _, y, s in pts if s == "data"],
+                       color=colors[p["name"]], s=14)
+            ax.scatter([x for x, _, s in pts if s == "probe"], [y for _, y, s in pts if s == "probe"],
+                       color=colors[p["name"]], marker="D", s=22, edgecolors="black", linewidths=0.5)
+        ax.set_title(f"{t} thread{'s' if t > 1 else ''}")
+        ax.set_xlabel("tokens in the input ([CLS] and [SEP] included)")
+        ax.set_ylabel("median latency (ms)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{report['model']['source']}: latency vs sequence length (dots: data, diamonds: probes)",
+                 fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    threads = report["latency_settings"]["threads"]
+    t = max(threads)
+    colors = _colors(report)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    ylabel = "accuracy"
+    for i, p in enumerate(report["programs"]):
+        ylabel, q = _quality(p)
+        size = p["size"]["bytes"] if p["size"]["bytes"] is not None else p["size"]["parameter_bytes"]
+        e = _latency(p, t)
+        med = e["summary"]["median_ms"] if e else None
+        for ax, x in ((a1, size / 1e6), (a2, med)):
+            if x is None or q is None:
+                continue
+            ax.scatter([x], [q], color=colors[p["name"]], s=60, zorder=3)
+            # Programs often share a size or an accuracy: stagger the labels so none overlap.
+            ax.annotate(p["name"], (x, q), textcoords="offset points", xytext=(6, 4 + 11 * (i % 3)), fontsize=9)
+    a1.set_xlabel("size on disk (MB; eager: weights file)")
+    a2.set_xlabel(f"median latency, {t} thread{'s' if t > 1 else ''} (ms)")
+    a1.set_ylabel(ylabel)
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3)
+        ax.set_xlim(left=0)
+        lo, hi = ax.get_ylim()
+        pad = max(0.002, (hi - lo) * 0.15)
+        ax.set_ylim(lo - pad, hi + pad)
+    fig.suptitle(f"{report['model']['source']}: {ylabel} vs size vs latency (one point per program)", fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
+    """report.json, report.md and the three plots into ``out`` (each written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md"}
+    atomic_write_text(paths["json"], json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    for name, draw in zip(PLOTS, (plot_latency_distribution, plot_latency_vs_length, plot_tradeoff)):
+        paths[name] = out / name
+        draw(report, paths[name])
+    atomic_write_text(paths["md"], markdown(report))
+    return paths

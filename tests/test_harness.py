@@ -1,0 +1,279 @@
+"""The comparison harness (``albert_edge.harness``, ``albert-edge compare``) on a tiny classifier.
+
+One end-to-end comparison runs per module (its workers are real subprocesses); its numbers are
+checked for consistency with each other and with an independent eager computation.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from albert_edge import _textgen
+from albert_edge.bundle import write_bundle
+from albert_edge.cli import main
+from albert_edge.datasets import DataError
+from albert_edge.harness import (
+    REFERENCE,
+    DataSettings,
+    HarnessError,
+    LatencySettings,
+    buckets,
+    compare,
+    default_probe_lengths,
+    latency_summary,
+    probe_inputs,
+    read_report,
+    spread_indices,
+    validate_report,
+    load_eval_set,
+)
+from export_models import LABELS, MAX_SEQ_LEN, lowered_text_classifier
+
+N_ROWS = 60
+LATENCY = LatencySettings(threads=(1, 2), warmup=1, rounds=2, runs=2, data_inputs=4, probe_lengths=(8, MAX_SEQ_LEN))
+
+
+def _data(path: Path) -> DataSettings:
+    return DataSettings(str(path), text_column="sentence", label_column="gold")
+
+
+def _texts(n: int) -> list[str]:
+    import random
+
+    rng = random.Random(7)
+    words = _textgen.training_corpus()[:400]
+    return [" ".join(rng.sample(words, rng.randint(1, 3)))[:200] for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def setup(spiece_model_path, tmp_path_factory):
+    lowered = lowered_text_classifier(spiece_model_path)
+    root = tmp_path_factory.mktemp("harness")
+    bundle = write_bundle(root / "bundle", lowered.model, list(lowered.programs.values()), lowered.tokenizer)
+    data = root / "data.csv"
+    texts = _texts(N_ROWS)
+    with open(data, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["sentence", "gold"])
+        for i, t in enumerate(texts):
+            w.writerow([t, LABELS[i % 3]])
+    return lowered, bundle, data, texts, root
+
+
+@pytest.fixture(scope="module")
+def report(setup):
+    lowered, bundle, data, _, root = setup
+    return compare(bundle, model=lowered.checkpoint, out=root / "report",
+                   data=_data(data),
+                   latency=LATENCY, progress=False)
+
+
+# ---- pure functions --------------------------------------------------------------------------------
+
+
+def test_latency_summary_matches_hand_computed_figures():
+    s = latency_summary([4.0, 1.0, 3.0, 2.0, 10.0])
+    assert s["n"] == 5 and s["median_ms"] == 3.0 and s["mean_ms"] == 4.0
+    # Linear interpolation on the sorted 1, 2, 3, 4, 10: p90 at position 3.6, p99 at 3.96.
+    assert s["p90_ms"] == pytest.approx(4 + 0.6 * 6) and s["p99_ms"] == pytest.approx(4 + 0.96 * 6)
+    assert s["std_ms"] == pytest.approx(np.sqrt(((np.array([4, 1, 3, 2, 10]) - 4.0) ** 2).mean()))
+    assert latency_summary([]) == {"n": 0}
+
+
+def test_spread_indices_cover_the_length_range():
+    lengths = [5, 50, 7, 30, 12, 9, 41, 3]
+    picked = spread_indices(lengths, 3)
+    assert [lengths[i] for i in picked] == [3, 12, 50]  # shortest, middle, longest
+    assert sorted(spread_indices(lengths, 100)) == list(range(len(lengths)))  # all, once each
+    assert spread_indices(lengths, 0) == [] and spread_indices([], 3) == []
+
+
+def test_buckets_and_probe_lengths():
+    assert buckets(128) == [(1, 16), (17, 32), (33, 64), (65, 128)]
+    assert buckets(40) == [(1, 16), (17, 32), (33, 40)]
+    assert default_probe_lengths(128) == [16, 32, 64, 128]
+    assert default_probe_lengths(40) == [16, 32, 40]
+
+
+def test_probe_inputs_have_exact_lengths_and_real_ids(setup):
+    lowered, _, data, _, _ = setup
+    ev = load_eval_set(_data(data), lowered.tokenizer,
+                       LABELS, False, MAX_SEQ_LEN)
+    probes = probe_inputs(ev, lowered.tokenizer, [2, 9, MAX_SEQ_LEN])
+    tok = lowered.tokenizer
+    assert [len(p["input_ids"]) for p in probes] == [2, 9, MAX_SEQ_LEN]
+    body = [t for ids in ev.input_ids for t in ids[1:-1]]
+    for p in probes:
+        assert p["input_ids"][0] == tok.cls_id and p["input_ids"][-1] == tok.sep_id
+        assert p["input_ids"][1:-1] == body[: len(p["input_ids"]) - 2]
+        assert p["token_type_ids"] == [0] * len(p["input_ids"])
+
+
+# ---- errors before anything runs ---------------------------------------------------------------
+
+
+def test_a_bundle_needs_its_model(setup, tmp_path):
+    _, bundle, data, _, _ = setup
+    with pytest.raises(HarnessError, match="--model"):
+        compare(bundle, out=tmp_path, data=_data(data), progress=False)
+
+
+def test_a_model_that_is_not_the_bundles_is_refused(setup, tmp_path):
+    _, bundle, data, _, _ = setup
+    with pytest.raises(HarnessError, match="does not match the bundle.*vocab_size"):
+        compare(bundle, model="tiny", out=tmp_path, data=_data(data), progress=False)
+
+
+def test_unknown_labels_are_reported_with_row_numbers(setup, tmp_path):
+    lowered, bundle, _, _, _ = setup
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine", "label": "positive"}\n{"text": "meh", "label": "mixed"}\n'
+                   '{"text": "", "label": "neutral"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"row 2: unknown label 'mixed'.*row 3: empty or missing 'text'"):
+        compare(bundle, model=lowered.checkpoint, out=tmp_path / "r", data=DataSettings(str(bad)), progress=False)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no data rows"):
+        compare(bundle, model=lowered.checkpoint, out=tmp_path / "r", data=DataSettings(str(empty)), progress=False)
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_bad_settings_are_refused(setup, tmp_path):
+    lowered, bundle, data, _, _ = setup
+    with pytest.raises(HarnessError, match="rounds=0"):
+        LatencySettings(rounds=0)
+    with pytest.raises(HarnessError, match="threads"):
+        LatencySettings(threads=(1, 1))
+    with pytest.raises(HarnessError, match=r"probe lengths \[64\] are outside \[1, 32\]"):
+        compare(bundle, model=lowered.checkpoint, out=tmp_path, data=_data(data),
+                latency=LatencySettings(probe_lengths=(64,)), progress=False)
+    with pytest.raises(HarnessError, match="no --data"):
+        compare(lowered.checkpoint, out=tmp_path, progress=False)
+
+
+# ---- end to end ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_accuracy_matches_an_independent_eager_run(setup, report):
+    lowered, _, _, texts, _ = setup
+    tok, model = lowered.tokenizer, lowered.model
+    preds = []
+    with torch.no_grad():
+        for t in texts:
+            enc = tok.encode(t, max_length=MAX_SEQ_LEN)
+            preds.append(int(model(torch.tensor([enc.input_ids])).argmax()))
+    gold = [i % 3 for i in range(N_ROWS)]
+    expected = sum(p == g for p, g in zip(preds, gold)) / N_ROWS
+    programs = {p["name"]: p for p in report["programs"]}
+    assert programs[REFERENCE]["accuracy"]["accuracy"] == pytest.approx(expected)
+    cm = np.array(programs[REFERENCE]["accuracy"]["confusion_matrix"])
+    assert cm.sum() == N_ROWS and cm.sum(axis=1).tolist() == [20, 20, 20]
+    # The fp32 program is the same function: same predictions, same metrics.
+    assert programs["fp32"]["accuracy"] == programs[REFERENCE]["accuracy"]
+
+
+@pytest.mark.slow
+def test_fidelity_is_consistent(report):
+    programs = {p["name"]: p for p in report["programs"]}
+    assert [p["name"] for p in report["programs"]] == [REFERENCE, "fp32", "int8"]
+    assert programs[REFERENCE]["fidelity"] is None
+    fp32, int8 = programs["fp32"], programs["int8"]
+    assert fp32["fidelity"]["top1_agreement"] == 1.0 and fp32["flips"]["count"] == 0
+    assert fp32["fidelity"]["max_abs_diff"] < 1e-4 and fp32["fidelity"]["cosine"] > 0.99999
+    assert fp32["fidelity"]["sqnr_db"] is None or fp32["fidelity"]["sqnr_db"] > 60
+    f = int8["fidelity"]
+    assert 15 < f["sqnr_db"] < fp32["fidelity"]["sqnr_db"] if fp32["fidelity"]["sqnr_db"] else 15 < f["sqnr_db"]
+    assert f["top1_agreement"] >= 0.9
+    assert int8["flips"]["count"] == round((1 - f["top1_agreement"]) * N_ROWS)
+    for flip in int8["flips"]["listed"]:
+        assert flip["reference"] != flip["program"]
+        assert LABELS[int(np.argmax(flip["reference_probs"]))] == flip["reference"]
+
+
+@pytest.mark.slow
+def test_latency_figures_are_complete_and_consistent(report):
+    s = report["latency_settings"]
+    timed = s["timed_inputs"]
+    assert [t["seq_len"] for t in timed if t["source"] == "probe"] == [8, MAX_SEQ_LEN]
+    assert sum(t["source"] == "data" for t in timed) == 4
+    calls = len(timed) * LATENCY.rounds * LATENCY.runs
+    for p in report["programs"]:
+        assert [e["threads"] for e in p["latency"]] == [1, 2]
+        for e in p["latency"]:
+            assert e["summary"]["n"] == calls
+            assert [pi["seq_len"] for pi in e["per_input"]] == [t["seq_len"] for t in timed]
+            assert all(len(pi["times_ms"]) == LATENCY.rounds * LATENCY.runs for pi in e["per_input"])
+            assert sum(b["n"] for b in e["by_bucket"]) == calls
+            sm = e["summary"]
+            assert 0 < sm["min_ms"] <= sm["median_ms"] <= sm["p90_ms"] <= sm["p99_ms"] <= sm["max_ms"]
+            all_ms = [t for pi in e["per_input"] for t in pi["times_ms"]]
+            assert sm["median_ms"] == pytest.approx(float(np.median(all_ms)), rel=1e-3)
+            assert e["load_s"] > 0 and e["first_inference_s"] > 0
+            assert e["peak_rss_bytes"] >= e["rss_after_load_bytes"] > e["rss_before_load_bytes"] > 0
+    # Each program's memory is its own process's (not the harness's peak, inherited at fork).
+    peaks = [e["peak_rss_bytes"] for p in report["programs"] for e in p["latency"]]
+    assert len(set(peaks)) > 1
+
+
+@pytest.mark.slow
+def test_sizes_and_report_files(setup, report):
+    _, bundle, _, _, root = setup
+    programs = {p["name"]: p for p in report["programs"]}
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for entry in manifest["programs"]:
+        assert programs[entry["name"]]["size"]["bytes"] == entry["size_bytes"]
+    assert programs["fp32"]["size"]["compression_vs_fp32"] == 1.0
+    assert programs["int8"]["size"]["compression_vs_fp32"] > 2
+    assert programs["int8"]["size"]["parameter_bytes"] < programs["fp32"]["size"]["parameter_bytes"]
+    out = root / "report"
+    assert read_report(out) == json.loads(json.dumps(report))
+    md = (out / "report.md").read_text()
+    assert "## Fidelity against eager fp32" in md and "| int8 |" in md
+    for name in ("latency_distribution.png", "latency_vs_length.png", "tradeoff.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.slow
+def test_report_schema_names_what_is_wrong(report):
+    validate_report(report)
+    broken = copy.deepcopy(report)
+    del broken["programs"][1]["latency"][0]["summary"]["p90_ms"]
+    with pytest.raises(HarnessError, match=r"programs\[1\]\.latency\[0\]\.summary\.p90_ms is missing"):
+        validate_report(broken)
+    broken = copy.deepcopy(report)
+    broken["schema_version"] = 99
+    with pytest.raises(HarnessError, match="schema_version 99"):
+        validate_report(broken)
+    broken = copy.deepcopy(report)
+    broken["programs"][0]["size"]["parameter_bytes"] = "big"
+    with pytest.raises(HarnessError, match=r"programs\[0\]\.size\.parameter_bytes has type str"):
+        validate_report(broken)
+
+
+@pytest.mark.slow
+def test_cli_compare_and_report(setup, tmp_path, capsys):
+    lowered, bundle, data, _, _ = setup
+    out = tmp_path / "cli"
+    rc = main(["compare", str(bundle), "--model", str(lowered.checkpoint), "--data", str(data),
+               "--text-column", "sentence", "--label-column", "gold", "--limit", "10", "--threads", "1",
+               "--rounds", "1", "--runs", "1", "--latency-inputs", "2", "--probe-lengths", "16",
+               "--quiet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "eager-fp32" in captured.out and "int8" in captured.out and "report.md" in captured.out
+    r = read_report(out)
+    assert r["data"]["rows"] == 10 and r["latency_settings"]["threads"] == [1]
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.md").is_file()
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no such report" in capsys.readouterr().err

@@ -266,12 +266,21 @@ def test_cli_compare_and_report(setup, tmp_path, capsys):
     rc = main(["compare", str(bundle), "--model", str(lowered.checkpoint), "--data", str(data),
                "--text-column", "sentence", "--label-column", "gold", "--limit", "10", "--threads", "1",
                "--rounds", "1", "--runs", "1", "--latency-inputs", "2", "--probe-lengths", "16",
-               "--quiet", "--out", str(out)])
+               "--profile", "--quiet", "--out", str(out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "eager-fp32" in captured.out and "int8" in captured.out and "report.md" in captured.out
     r = read_report(out)
     assert r["data"]["rows"] == 10 and r["latency_settings"]["threads"] == [1]
+    for p in r["programs"]:  # --profile: ETDump per-operator times for every .pte
+        prof = p["latency"][0].get("profile")
+        if p["kind"] == "eager":
+            assert prof is None
+            continue
+        assert prof["total_ms"] > 0 and prof["operators"]
+        assert sum(o["share"] for o in prof["operators"]) == pytest.approx(1.0, abs=1e-3)
+        assert any(o["delegated"] for o in prof["operators"]) and any(not o["delegated"] for o in prof["operators"])
+    assert "Where the time goes: int8" in (out / "report.md").read_text()
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").is_file()

@@ -406,11 +406,15 @@ class _Bar:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 
-    def task(self, description: str, total: int) -> Callable[[int], None]:
+    def task(self, description: str, total: int | None) -> Callable[[int], None]:
+        """A bar; ``total=None`` pulses until its ``advance`` is called once (a step whose length is
+        unknown: lowering, worker start-up)."""
         if self._progress is None:
             log.info("%s", description)
             return lambda n=1: None
         task_id = self._progress.add_task(description, total=total)
+        if total is None:
+            return lambda n=1: self._progress.update(task_id, total=1, completed=1)
         return lambda n=1: self._progress.advance(task_id, n)
 
     def line(self, message: str) -> None:
@@ -469,8 +473,10 @@ def compare(
     with _Bar(progress) as bar:
         if bundle_dir == out / "bundle":
             bar.line(f"exporting {model_source} to {bundle_dir} ({', '.join(recipes)}) ...")
+            done = bar.task("export    (lowering takes minutes)", None)
             export_bundle(model_source, bundle_dir, recipes, max_seq_len=max_seq_len, head=head,
                           tokenizer=tokenizer, jobs=jobs, progress=bar.line)
+            done(1)
         manifest = read_manifest(bundle_dir)
         verify_files(bundle_dir, manifest)
         check_model_matches(reference, manifest, bundle_dir)
@@ -518,12 +524,15 @@ def compare(
             try:
                 for s in specs:  # started together: the imports overlap; loading is timed one by one
                     workers.append(WorkerProcess(s, threads, work / f"{s.name}-{threads}t.log"))
+                advance = bar.task(f"start     {threads} thread(s)", 2 * len(workers))
                 for w in workers:
                     w.wait_ready()
+                    advance(1)
                 loads = {}
-                for w in workers:
+                for w in workers:  # one at a time, so each load time is the program's own
                     loads[w.spec.name] = w.call("load", kind=w.spec.kind, source=w.spec.source, head=head,
                                                 threads=threads, inputs=str(inputs_file))
+                    advance(1)
                 if t_index == 0:
                     _run_outputs(workers, n_eval, work, bar, outputs)
                 advance = bar.task(f"latency   {threads} thread(s)", latency.rounds * len(workers))

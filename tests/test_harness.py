@@ -286,3 +286,37 @@ def test_cli_compare_and_report(setup, tmp_path, capsys):
     assert (out / "report.md").is_file()
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no such report" in capsys.readouterr().err
+
+
+def test_task_metrics_and_flips_on_hand_made_outputs():
+    from albert_edge.datasets import Row
+    from albert_edge.harness import EvalSet, flips, task_metrics
+
+    rows = [Row("a", "negative", None, 1), Row("b", "neutral", None, 2), Row("c", "positive", None, 3),
+            Row("d", "positive", None, 4)]
+    ev = EvalSet("hand", rows, [[2, 3]] * 4, [[0, 0]] * 4, 0)
+    ref = np.array([[3.0, 0, 0], [0, 2.0, 0], [0, 0, 1.0], [1.0, 0, 0]])
+    out = np.array([[3.0, 0, 0], [0, 0, 2.0], [0, 0, 1.0], [1.0, 0, 0]])
+    m = task_metrics(ev, LABELS, ref, regression=False)
+    assert m["accuracy"] == 0.75 and m["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+    listed = flips(ev, LABELS, ref, out)
+    assert [(f["row"], f["reference"], f["program"], f["label"]) for f in listed] == [(2, "neutral", "positive", "neutral")]
+    assert listed[0]["program_probs"][2] == pytest.approx(np.exp(2) / (np.exp(2) + 2), abs=1e-6)
+    # A one-output head is a regression: Pearson and Spearman against the numeric labels.
+    reg_rows = [Row(t, v, None, i) for i, (t, v) in enumerate([("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)])]
+    reg = EvalSet("hand", reg_rows, [[2, 3]] * 4, [[0, 0]] * 4, 0)
+    r = task_metrics(reg, ["score"], np.array([[0.1], [0.4], [0.3], [0.9]]), regression=True)
+    assert r["n"] == 4 and r["spearman"] == pytest.approx(0.8)
+    assert r["pearson"] == pytest.approx(np.corrcoef([1, 2, 3, 4], [0.1, 0.4, 0.3, 0.9])[0, 1])
+
+
+@pytest.mark.slow
+def test_a_model_is_exported_then_compared(setup, tmp_path):
+    lowered, _, data, _, _ = setup
+    report = compare(lowered.checkpoint, out=tmp_path, data=DataSettings(str(data), "sentence", "gold", limit=12),
+                     recipes=("fp32",), latency=LatencySettings(threads=(1,), rounds=1, runs=1, data_inputs=2,
+                                                                probe_lengths=(16,)), progress=True)
+    assert (tmp_path / "bundle" / "manifest.json").is_file() and report["bundle"] == str(tmp_path / "bundle")
+    assert [p["name"] for p in report["programs"]] == [REFERENCE, "fp32"]
+    assert report["programs"][1]["fidelity"]["top1_agreement"] == 1.0
+    assert report["data"]["rows"] == 12

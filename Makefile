@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench corpora default-model clean
+.PHONY: demo test test-fast bench corpora default-model kotlin clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ $(CORPORA): $(STAMP)
 	touch $(CORPORA)
 
 corpora: $(CORPORA)
+
+# The Kotlin toolchain for android_demo/textcore's JVM tests (tests/test_android_textcore.py): the
+# npm package kotlin-compiler (JetBrains' full compiler) under .kotlin/, and Debian's junit4.
+KOTLIN := .kotlin/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(KOTLIN):
+	npm install --silent --prefix .kotlin --no-save kotlin-compiler@2.4.20
+	test -f /usr/share/java/junit4.jar || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq junit4; }
+	touch $(KOTLIN)
+
+kotlin: $(KOTLIN)
 
 # Rebuild the shipped default model from the corpora (resumable; see albert_edge/make_default.py
 # and albert_edge/default_model/MODEL_CARD.md), then copy it into the package.
@@ -41,7 +52,7 @@ demo: $(STAMP) $(CORPORA)
 	$(VENV)/bin/albert-edge compare albert-base-v2 --head sequence-classification --tokenizer default \
 		--limit 32 --threads 2 --latency-inputs 4 --rounds 3 --jobs 2 --out $(DEMO)/albert-base-v2
 
-test: $(STAMP) $(CORPORA)
+test: $(STAMP) $(CORPORA) $(KOTLIN)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -1,0 +1,202 @@
+package org.albertedge.textcore
+
+/** A manifest.json that this reader cannot use; the message names the field and what is accepted. */
+class ManifestException(message: String) : IllegalArgumentException(message)
+
+/** A file of the bundle: a plain name inside the bundle folder, its size and SHA-256 (lower-case hex). */
+data class FileEntry(val file: String, val sizeBytes: Long, val sha256: String)
+
+/** `manifest.tokenizer`: the SentencePiece file, ALBERT's preprocessing flags and special ids. */
+data class TokenizerSettings(
+    val file: FileEntry,
+    val doLowerCase: Boolean,
+    val keepAccents: Boolean,
+    val splitDigitComma: Boolean,
+    val vocabSize: Int,
+    val padId: Int,
+    val unkId: Int,
+    val clsId: Int,
+    val sepId: Int,
+    val maskId: Int,
+    /** Encode with this maximum length (= max_seq_len), [CLS] and [SEP] included. */
+    val maxLength: Int,
+    val truncation: String,
+    /** `do_not_pad` (dynamic programs) or `max_length` (fixed-length programs). */
+    val padding: String,
+)
+
+/** `manifest.programs[i]`; seq-len bounds come from `inputs[0]`. */
+data class ProgramInfo(
+    val name: String,
+    val file: FileEntry,
+    val method: String,
+    /** True: any length in [minSeqLen, maxSeqLen]; false: exactly maxSeqLen, padded. */
+    val dynamic: Boolean,
+    val minSeqLen: Int,
+    val maxSeqLen: Int,
+)
+
+/** The parts of an albert-edge bundle's manifest.json (export/BUNDLE.md, schema_version 1) an app needs. */
+data class BundleManifest(
+    val schemaVersion: Int,
+    val task: String,
+    val labels: List<String>,
+    val maxSeqLen: Int,
+    val vocabSize: Int,
+    val typeVocabSize: Int,
+    val padTokenId: Int,
+    val defaultProgram: String,
+    val tokenizer: TokenizerSettings?,
+    val goldens: FileEntry?,
+    val programs: List<ProgramInfo>,
+) {
+    /** The program called [name]; throws naming the available ones. */
+    fun program(name: String = defaultProgram): ProgramInfo =
+        programs.firstOrNull { it.name == name }
+            ?: throw ManifestException("no program '$name' in the bundle (available: ${programs.joinToString { it.name }})")
+
+    companion object {
+        const val FORMAT = "albert-edge-bundle"
+        val SUPPORTED_SCHEMA_VERSIONS = listOf(1)
+        private val INPUT_NAMES = listOf("input_ids", "attention_mask", "token_type_ids")
+        private val SHA256 = Regex("[0-9a-f]{64}")
+
+        /** Parse and validate manifest.json text; throws [ManifestException] naming the field. */
+        fun parse(json: String): BundleManifest {
+            val root = try {
+                MiniJson.parse(json)
+            } catch (e: JsonException) {
+                throw ManifestException("manifest.json is not valid JSON (${e.message})")
+            }
+            val top = Obj(root as? Map<*, *> ?: throw ManifestException("manifest.json must be a JSON object"), "")
+            val format = top.str("format")
+            if (format != FORMAT) throw ManifestException("manifest.json: field 'format' is \"$format\", expected \"$FORMAT\"")
+            // Checked before anything else: a future version may change fields in ways we would misread.
+            val version = top.int("schema_version")
+            if (version !in SUPPORTED_SCHEMA_VERSIONS) {
+                throw ManifestException(
+                    "manifest.json: schema_version $version is not supported by this app " +
+                        "(supported: ${SUPPORTED_SCHEMA_VERSIONS.joinToString()}); use a matching app or re-export the bundle"
+                )
+            }
+            val labels = top.list("labels").mapIndexed { i, v ->
+                v as? String ?: throw ManifestException("manifest.json: field 'labels[$i]' must be a string, got ${show(v)}")
+            }
+            val maxSeqLen = top.int("max_seq_len", min = 1)
+            val tokenizer = top.objOrNull("tokenizer")?.let { t ->
+                TokenizerSettings(
+                    file = fileEntry(t),
+                    doLowerCase = t.bool("do_lower_case"),
+                    keepAccents = t.bool("keep_accents"),
+                    splitDigitComma = t.bool("split_digit_comma"),
+                    vocabSize = t.int("vocab_size", min = 1),
+                    padId = t.int("pad_id", min = 0),
+                    unkId = t.int("unk_id", min = 0),
+                    clsId = t.int("cls_id", min = 0),
+                    sepId = t.int("sep_id", min = 0),
+                    maskId = t.int("mask_id", min = 0),
+                    maxLength = t.int("max_length", min = 2),
+                    truncation = t.str("truncation").also {
+                        if (it != "longest_first") throw ManifestException("manifest.json: field 'tokenizer.truncation' is \"$it\"; accepted: \"longest_first\"")
+                    },
+                    padding = t.str("padding").also {
+                        if (it != "do_not_pad" && it != "max_length") {
+                            throw ManifestException("manifest.json: field 'tokenizer.padding' is \"$it\"; accepted: \"do_not_pad\", \"max_length\"")
+                        }
+                    },
+                )
+            }
+            val goldens = top.objOrNull("goldens")?.let { fileEntry(it) }
+            val programList = top.list("programs")
+            if (programList.isEmpty()) throw ManifestException("manifest.json: field 'programs' is empty; a bundle has at least one program")
+            val programs = programList.mapIndexed { i, v ->
+                val p = Obj(v as? Map<*, *> ?: throw ManifestException("manifest.json: field 'programs[$i]' must be an object, got ${show(v)}"), "programs[$i].")
+                val inputs = p.list("inputs")
+                val names = inputs.map { (it as? Map<*, *>)?.get("name") }
+                if (names != INPUT_NAMES) {
+                    throw ManifestException("manifest.json: field 'programs[$i].inputs' must name $INPUT_NAMES in that order, got $names")
+                }
+                val first = Obj(inputs[0] as Map<*, *>, "programs[$i].inputs[0].")
+                val minLen = first.int("min_seq_len", min = 1)
+                val maxLen = first.int("max_seq_len", min = minLen)
+                ProgramInfo(p.str("name"), fileEntry(p), p.str("method"), first.bool("dynamic"), minLen, maxLen)
+            }
+            programs.groupBy { it.name }.values.firstOrNull { it.size > 1 }?.let {
+                throw ManifestException("manifest.json: field 'programs': program name \"${it[0].name}\" is used twice")
+            }
+            val defaultProgram = top.str("default_program")
+            if (programs.none { it.name == defaultProgram }) {
+                throw ManifestException(
+                    "manifest.json: field 'default_program' is \"$defaultProgram\"; accepted: one of ${programs.joinToString { "\"${it.name}\"" }}"
+                )
+            }
+            return BundleManifest(
+                schemaVersion = version,
+                task = top.str("task"),
+                labels = labels,
+                maxSeqLen = maxSeqLen,
+                vocabSize = top.int("vocab_size", min = 1),
+                typeVocabSize = top.int("type_vocab_size", min = 1),
+                padTokenId = top.int("pad_token_id", min = 0),
+                defaultProgram = defaultProgram,
+                tokenizer = tokenizer,
+                goldens = goldens,
+                programs = programs,
+            )
+        }
+
+        private fun fileEntry(o: Obj): FileEntry {
+            val name = o.str("file")
+            if (name.isEmpty() || name == "." || name == ".." || '/' in name || '\\' in name) {
+                throw ManifestException("manifest.json: field '${o.prefix}file' is \"$name\"; it must be a plain file name inside the bundle folder")
+            }
+            val sha = o.str("sha256")
+            if (!SHA256.matches(sha)) {
+                throw ManifestException("manifest.json: field '${o.prefix}sha256' must be 64 lower-case hex digits, got \"$sha\"")
+            }
+            return FileEntry(name, o.long("size_bytes", min = 0), sha)
+        }
+
+        private fun show(v: Any?): String = when (v) {
+            null -> "null"
+            is String -> "\"$v\""
+            is Map<*, *> -> "an object"
+            is List<*> -> "an array"
+            else -> v.toString()
+        }
+    }
+
+    /** A JSON object with typed, field-naming accessors; [prefix] is the path of the object ("tokenizer."). */
+    private class Obj(val map: Map<*, *>, val prefix: String) {
+        private fun get(name: String): Any? {
+            if (!map.containsKey(name)) throw ManifestException("manifest.json: required field '$prefix$name' is missing")
+            return map[name]
+        }
+
+        private fun wrong(name: String, kind: String, v: Any?): Nothing =
+            throw ManifestException("manifest.json: field '$prefix$name' must be $kind, got ${show(v)}")
+
+        fun str(name: String): String = get(name).let { it as? String ?: wrong(name, "a string", it) }
+        fun bool(name: String): Boolean = get(name).let { it as? Boolean ?: wrong(name, "true or false", it) }
+        fun list(name: String): List<*> = get(name).let { it as? List<*> ?: wrong(name, "an array", it) }
+
+        fun long(name: String, min: Long): Long {
+            val v = get(name)
+            val n = v as? Long ?: wrong(name, "an integer", v)
+            if (n < min) wrong(name, "an integer >= $min", v)
+            return n
+        }
+
+        fun int(name: String, min: Int = Int.MIN_VALUE): Int {
+            val n = long(name, min.toLong())
+            if (n > Int.MAX_VALUE) wrong(name, "an integer <= ${Int.MAX_VALUE}", n)
+            return n.toInt()
+        }
+
+        fun objOrNull(name: String): Obj? = when (val v = get(name)) {
+            null -> null
+            is Map<*, *> -> Obj(v, "$prefix$name.")
+            else -> wrong(name, "an object or null", v)
+        }
+    }
+}

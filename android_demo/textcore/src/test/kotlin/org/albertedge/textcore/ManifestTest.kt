@@ -1,0 +1,117 @@
+package org.albertedge.textcore
+
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertNull
+import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
+import org.junit.Test
+
+class ManifestTest {
+    private val sha = "a".repeat(64)
+
+    private fun input(name: String, dynamic: Boolean = true) =
+        """{"name": "$name", "dtype": "int64", "shape": [1, "seq"], "min_seq_len": ${if (dynamic) 1 else 32},
+           "max_seq_len": 32, "dynamic": $dynamic, "min_value": 0, "max_value": 98}"""
+
+    private fun program(name: String, dynamic: Boolean = true) =
+        """{"name": "$name", "file": "model_$name.pte", "size_bytes": 70664, "sha256": "$sha", "method": "forward",
+           "recipe": {"name": "$name"}, "inputs": [${input("input_ids", dynamic)}, ${input("attention_mask", dynamic)},
+           ${input("token_type_ids", dynamic)}], "outputs": [{"name": "logits", "dtype": "float32", "shape": [1, 3]}],
+           "executorch_version": "1.5.1"}"""
+
+    private val tokenizer = """{"file": "spiece.model", "size_bytes": 261888, "sha256": "$sha", "type": "sentencepiece-unigram",
+        "do_lower_case": true, "keep_accents": false, "split_digit_comma": false, "vocab_size": 1500, "pad_id": 0,
+        "unk_id": 1, "cls_id": 2, "sep_id": 3, "mask_id": 4, "max_length": 32, "truncation": "longest_first",
+        "padding": "do_not_pad"}"""
+
+    private fun manifest(
+        schema: String = "1",
+        tok: String = tokenizer,
+        default: String = "int8",
+        programs: String = "${program("fp32")}, ${program("int8")}",
+    ) = """{"format": "albert-edge-bundle", "schema_version": $schema, "created_by": "albert-edge 0.1.0",
+        "task": "sequence-classification", "architecture": "AlbertForSequenceClassification",
+        "labels": ["negative", "neutral", "positive"], "max_seq_len": 32, "vocab_size": 1500, "type_vocab_size": 2,
+        "pad_token_id": 0, "default_program": "$default", "tokenizer": $tok,
+        "goldens": {"file": "goldens.json", "size_bytes": 6913, "sha256": "$sha", "num_cases": 5},
+        "programs": [$programs]}"""
+
+    private fun assertRejected(json: String, vararg fragments: String) {
+        try {
+            BundleManifest.parse(json)
+            fail("expected a ManifestException mentioning ${fragments.toList()}")
+        } catch (e: ManifestException) {
+            for (f in fragments) assertTrue("'${e.message}' should mention '$f'", e.message!!.contains(f))
+        }
+    }
+
+    @Test fun parsesAValidManifest() {
+        val m = BundleManifest.parse(manifest())
+        assertEquals(1, m.schemaVersion)
+        assertEquals("sequence-classification", m.task)
+        assertEquals(listOf("negative", "neutral", "positive"), m.labels)
+        assertEquals(32, m.maxSeqLen)
+        assertEquals(1500, m.vocabSize)
+        assertEquals(2, m.typeVocabSize)
+        assertEquals(0, m.padTokenId)
+        assertEquals("int8", m.defaultProgram)
+        val t = m.tokenizer!!
+        assertEquals(FileEntry("spiece.model", 261888, sha), t.file)
+        assertTrue(t.doLowerCase && !t.keepAccents && !t.splitDigitComma)
+        assertEquals(listOf(0, 1, 2, 3, 4), listOf(t.padId, t.unkId, t.clsId, t.sepId, t.maskId))
+        assertEquals(32, t.maxLength)
+        assertEquals("do_not_pad", t.padding)
+        assertEquals(listOf("fp32", "int8"), m.programs.map { it.name })
+        val p = m.program()
+        assertEquals(ProgramInfo("int8", FileEntry("model_int8.pte", 70664, sha), "forward", true, 1, 32), p)
+        assertEquals("goldens.json", m.goldens!!.file)
+    }
+
+    @Test fun fixedLengthProgramsAndNullTokenizer() {
+        val m = BundleManifest.parse(manifest(tok = "null", default = "fp32", programs = program("fp32", dynamic = false)))
+        assertNull(m.tokenizer)
+        val p = m.program("fp32")
+        assertEquals(false, p.dynamic)
+        assertEquals(32, p.minSeqLen)
+        assertEquals(32, p.maxSeqLen)
+    }
+
+    @Test fun refusesOtherSchemaVersions() {
+        assertRejected(manifest(schema = "2"), "schema_version 2", "supported: 1")
+    }
+
+    @Test fun errorsNameTheField() {
+        assertRejected(manifest().replace("\"max_seq_len\": 32, \"vocab_size\"", "\"vocab_size\""), "'max_seq_len'", "missing")
+        assertRejected(manifest().replace("\"do_lower_case\": true", "\"do_lower_case\": 1"), "'tokenizer.do_lower_case'", "true or false")
+        assertRejected(manifest().replace("\"labels\": [\"negative\"", "\"labels\": [7"), "'labels[0]'")
+        assertRejected(manifest(default = "int4"), "'default_program'", "\"int4\"")
+        assertRejected(manifest().replace("\"model_int8.pte\"", "\"../model_int8.pte\""), "'programs[1].file'", "plain file name")
+        assertRejected(manifest().replace("\"padding\": \"do_not_pad\"", "\"padding\": \"longest\""), "'tokenizer.padding'")
+        assertRejected(manifest().replace("\"albert-edge-bundle\"", "\"other\""), "'format'")
+        assertRejected(manifest(programs = ""), "'programs'", "empty")
+        assertRejected(manifest(programs = program("fp32").replace("attention_mask", "mask")), "'programs[0].inputs'")
+        assertRejected("{\"format\": ", "not valid JSON")
+    }
+
+    @Test fun programLookupNamesTheAvailableOnes() {
+        try {
+            BundleManifest.parse(manifest()).program("int4")
+            fail()
+        } catch (e: ManifestException) {
+            assertTrue(e.message!!, e.message!!.contains("fp32, int8"))
+        }
+    }
+
+    @Test fun miniJsonValues() {
+        val v = MiniJson.parse("""{"a": [1, -2.5e1, true, false, null, "x\"\u00e9\ud83d\ude00\n"], "b": {}}""").obj()
+        assertEquals(listOf(1L, -25.0, true, false, null, "x\"é\uD83D\uDE00\n"), v["a"])
+        assertEquals(emptyMap<String, Any?>(), v["b"])
+        for (bad in listOf("", "[1,]", "{\"a\" 1}", "01", "\"abc", "[1] 2", "{\"a\": 1, \"a\": 2}")) {
+            try {
+                MiniJson.parse(bad); fail("accepted $bad")
+            } catch (e: JsonException) {
+                assertTrue(e.message!!.contains("offset"))
+            }
+        }
+    }
+}

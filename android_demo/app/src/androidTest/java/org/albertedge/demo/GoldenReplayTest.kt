@@ -1,0 +1,110 @@
+package org.albertedge.demo
+
+import androidx.test.ext.junit.runners.AndroidJUnit4
+import androidx.test.platform.app.InstrumentationRegistry
+import java.io.File
+import kotlin.math.abs
+import org.albertedge.textcore.AlbertTokenizer
+import org.albertedge.textcore.Encoding
+import org.json.JSONArray
+import org.json.JSONObject
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
+import org.junit.Before
+import org.junit.Test
+import org.junit.runner.RunWith
+
+/**
+ * Replays the bundle's goldens.json on the device (export/BUNDLE.md): every case through every
+ * program with the real ExecuTorch runtime, logits compared with `programs.<name>.logits.values`
+ * within `tolerances.<name>.atol`; and the Kotlin tokenizer must give each case's ids.
+ *
+ * Needs a bundle: `android_demo/push_bundle.sh out/android-bundle` before
+ * `./gradlew :app:connectedAndroidTest`. Everything runs and asserts on the test thread.
+ */
+@RunWith(AndroidJUnit4::class)
+class GoldenReplayTest {
+    private lateinit var bundle: LocatedBundle
+    private lateinit var goldens: JSONObject
+
+    @Before
+    fun loadBundle() {
+        val context = InstrumentationRegistry.getInstrumentation().targetContext
+        bundle = BundleLocator(context.filesDir, assets = null).locate()
+        val entry = bundle.manifest.goldens
+        val file = if (entry != null) BundleFiles.verified(bundle.dir, entry) else File(bundle.dir, BundleLocator.GOLDENS_NAME)
+        goldens = JSONObject(file.readText(Charsets.UTF_8))
+        assertTrue("goldens.json has no cases", goldens.getJSONArray("cases").length() > 0)
+    }
+
+    @Test
+    fun everyProgramReproducesTheGoldenLogits() {
+        val manifest = bundle.manifest
+        val cases = goldens.getJSONArray("cases")
+        val tolerances = goldens.getJSONObject("tolerances")
+        val failures = mutableListOf<String>()
+        var compared = 0
+        for (program in manifest.programs) {
+            val atol = tolerances.getJSONObject(program.name).getDouble("atol")
+            val file = BundleFiles.verified(bundle.dir, program.file)
+            ExecutorchClassifier.load(file, program, manifest, numThreads = 0).use { classifier ->
+                for (i in 0 until cases.length()) {
+                    val case = cases.getJSONObject(i)
+                    val encoding = Encoding(
+                        longs(case.getJSONArray("input_ids")),
+                        longs(case.getJSONArray("attention_mask")),
+                        longs(case.getJSONArray("token_type_ids")),
+                    )
+                    val flat = classifier.logits(programInputs(encoding, program, manifest))
+                    val expected = case.getJSONObject("programs").getJSONObject(program.name).getJSONObject("logits")
+                    val shape = longs(expected.getJSONArray("shape"))
+                    val stride = expected.getInt("stride")
+                    val values = expected.getJSONArray("values")
+                    val numel = shape.fold(1L) { acc, d -> acc * d }
+                    if (flat.size.toLong() != numel) {
+                        failures += "${program.name} case ${case.get("id")}: ${flat.size} outputs, expected shape ${shape.toList()}"
+                        continue
+                    }
+                    for (k in 0 until values.length()) {
+                        val actual = flat[k * stride].toDouble()
+                        val want = values.getDouble(k)
+                        if (abs(actual - want) > atol) {
+                            failures += "${program.name} case ${case.get("id")} logit[${k * stride}]: $actual vs golden $want (atol $atol)"
+                        }
+                        compared++
+                    }
+                }
+            }
+        }
+        assertTrue("no values compared", compared > 0)
+        assertTrue("${failures.size} values outside tolerance:\n" + failures.take(20).joinToString("\n"), failures.isEmpty())
+    }
+
+    @Test
+    fun kotlinTokenizerReproducesTheGoldenIds() {
+        val manifest = bundle.manifest
+        val settings = manifest.tokenizer ?: return // a bundle without a tokenizer has text-less cases
+        val tokenizer = AlbertTokenizer.fromManifest(manifest, BundleFiles.verified(bundle.dir, settings.file).readBytes())
+        val cases = goldens.getJSONArray("cases")
+        var checked = 0
+        for (i in 0 until cases.length()) {
+            val case = cases.getJSONObject(i)
+            if (case.isNull("text")) continue
+            val text = case.getString("text")
+            val expectedIds = longs(case.getJSONArray("input_ids"))
+            var encoding = tokenizer.encode(text, maxLength = manifest.maxSeqLen)
+            if (encoding.inputIds.size < expectedIds.size) {
+                // fixed-length bundles store the padded ids (tokenizer.padding = "max_length")
+                encoding = encoding.padTo(expectedIds.size, manifest.padTokenId)
+            }
+            val label = "case ${case.get("id")} \"$text\""
+            assertEquals("$label input_ids", expectedIds.toList(), encoding.inputIds.toList())
+            assertEquals("$label attention_mask", longs(case.getJSONArray("attention_mask")).toList(), encoding.attentionMask.toList())
+            assertEquals("$label token_type_ids", longs(case.getJSONArray("token_type_ids")).toList(), encoding.tokenTypeIds.toList())
+            checked++
+        }
+        assertTrue("goldens.json has no text cases although the bundle has a tokenizer", checked > 0)
+    }
+
+    private fun longs(array: JSONArray): LongArray = LongArray(array.length()) { array.getLong(it) }
+}

@@ -1,0 +1,177 @@
+package org.albertedge.demo
+
+import android.app.Application
+import android.content.res.AssetManager
+import androidx.lifecycle.AndroidViewModel
+import androidx.lifecycle.viewModelScope
+import java.io.IOException
+import java.io.InputStream
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
+import org.albertedge.textcore.AlbertTokenizer
+import org.albertedge.textcore.LabelScore
+import org.albertedge.textcore.PostProcess
+
+/** One program of the bundle as the screen lists it. */
+data class ProgramChoice(val name: String, val sizeBytes: Long, val dynamic: Boolean)
+
+/** The classification of one text by one program. */
+data class Classification(
+    val text: String,
+    val program: String,
+    val threads: Int,
+    val tokens: Int,
+    val label: String,
+    /** Every class, most likely first. */
+    val scores: List<LabelScore>,
+    val latency: LatencySummary,
+)
+
+data class UiState(
+    val busy: Boolean = true,
+    val status: String = "Looking for a bundle…",
+    val error: String? = null,
+    val bundleDescription: String? = null,
+    val programs: List<ProgramChoice> = emptyList(),
+    val selectedProgram: String? = null,
+    val threadChoices: List<Int> = THREAD_CHOICES,
+    val selectedThreads: Int = 0,
+    val modelSizeBytes: Long? = null,
+    val loadMillis: Double? = null,
+    val text: String = SAMPLES.first(),
+    val result: Classification? = null,
+) {
+    companion object {
+        /** 0 = ExecuTorch's default (half the cores). */
+        val THREAD_CHOICES = listOf(0, 1, 2, 4)
+        val SAMPLES = listOf(
+            "thanks, this is wonderful",
+            "my flight got cancelled again",
+            "the meeting moved to 3pm on Thursday",
+            "I can't believe how rude the staff was today",
+            "Just finished the book. Loved every page!",
+        )
+    }
+}
+
+/**
+ * Holds the bundle, the tokenizer and the one loaded program; every model operation runs on
+ * Dispatchers.Default, one at a time (a mutex), and the screen observes [state].
+ */
+class ClassifierViewModel(application: Application) : AndroidViewModel(application) {
+    private val _state = MutableStateFlow(UiState())
+    val state: StateFlow<UiState> = _state.asStateFlow()
+
+    private val modelLock = Mutex()
+    private var bundle: LocatedBundle? = null
+    private var tokenizer: AlbertTokenizer? = null
+    private var classifier: ExecutorchClassifier? = null
+
+    init {
+        launchModelWork("Loading the bundle…") {
+            val app = getApplication<Application>()
+            val located = BundleLocator(app.filesDir, AndroidAssets(app.assets)).locate()
+            bundle = located
+            val manifest = located.manifest
+            val settings = manifest.tokenizer
+                ?: throw BundleException("${located.dir.path}/manifest.json has no tokenizer; this app needs one to encode text")
+            val spiece = BundleFiles.verified(located.dir, settings.file).readBytes()
+            tokenizer = AlbertTokenizer.fromManifest(manifest, spiece)
+            _state.update {
+                it.copy(
+                    bundleDescription = "${located.dir.path} (${located.origin.description}): " +
+                        "${manifest.task}, labels ${manifest.labels.joinToString()}, max ${manifest.maxSeqLen} tokens",
+                    programs = manifest.programs.map { p -> ProgramChoice(p.name, p.file.sizeBytes, p.dynamic) },
+                )
+            }
+            loadProgram(manifest.defaultProgram, threads = 0)
+            classifyCurrentText()
+        }
+    }
+
+    fun onTextChange(text: String) = _state.update { it.copy(text = text) }
+
+    fun selectProgram(name: String) = launchModelWork("Loading $name…") {
+        loadProgram(name, _state.value.selectedThreads)
+        classifyCurrentText()
+    }
+
+    fun selectThreads(threads: Int) = launchModelWork("Reloading with ${threadsLabel(threads)}…") {
+        loadProgram(_state.value.selectedProgram ?: return@launchModelWork, threads)
+        classifyCurrentText()
+    }
+
+    fun classify() = launchModelWork("Running…") { classifyCurrentText() }
+
+    /** Closes the current program first: the thread pool must not be resized under a loaded one. */
+    private fun loadProgram(name: String, threads: Int) {
+        val located = bundle ?: throw BundleException("no bundle loaded")
+        val program = located.manifest.program(name)
+        classifier?.close()
+        classifier = null
+        _state.update { it.copy(selectedProgram = name, selectedThreads = threads, modelSizeBytes = null, loadMillis = null) }
+        val file = BundleFiles.verified(located.dir, program.file)
+        val loaded = ExecutorchClassifier.load(file, program, located.manifest, threads)
+        classifier = loaded
+        _state.update { it.copy(modelSizeBytes = file.length(), loadMillis = loaded.loadMillis) }
+    }
+
+    private fun classifyCurrentText() {
+        val located = bundle ?: throw BundleException("no bundle loaded")
+        val model = classifier ?: throw BundleException("no program loaded")
+        val tok = tokenizer ?: throw BundleException("no tokenizer loaded")
+        val manifest = located.manifest
+        val text = _state.value.text
+        val inputs = programInputs(tok.encode(text, maxLength = manifest.maxSeqLen), model.program, manifest)
+        var logits = FloatArray(0)
+        val latency = measureLatency(warmup = 3, runs = 20) { logits = model.logits(inputs) }
+        check(logits.size == manifest.labels.size) {
+            "program ${model.program.name} returned ${logits.size} logits for ${manifest.labels.size} labels"
+        }
+        val scores = PostProcess.topK(PostProcess.softmax(logits), manifest.labels, manifest.labels.size)
+        val tokens = inputs.attentionMask.count { it == 1L }
+        _state.update {
+            it.copy(result = Classification(text, model.program.name, model.numThreads, tokens, scores.first().label, scores, latency))
+        }
+    }
+
+    /** Runs [work] off the main thread, one at a time; any failure becomes the screen's error text. */
+    private fun launchModelWork(status: String, work: suspend () -> Unit) {
+        viewModelScope.launch(Dispatchers.Default) {
+            modelLock.withLock {
+                _state.update { it.copy(busy = true, status = status, error = null) }
+                try {
+                    work()
+                    _state.update { it.copy(busy = false, status = "Ready") }
+                } catch (e: BundleException) {
+                    _state.update { it.copy(busy = false, status = "Bundle problem", error = e.message) }
+                } catch (e: RuntimeException) {
+                    // ExecuTorch errors (ExecutorchRuntimeException), bad inputs, manifest mismatches
+                    _state.update { it.copy(busy = false, status = "Failed", error = "${e.javaClass.simpleName}: ${e.message}") }
+                } catch (e: IOException) {
+                    _state.update { it.copy(busy = false, status = "Failed", error = "I/O error: ${e.message}") }
+                }
+            }
+        }
+    }
+
+    override fun onCleared() {
+        // Wait for a running inference to finish before destroying the native module.
+        runBlocking { modelLock.withLock { classifier?.close(); classifier = null } }
+    }
+}
+
+fun threadsLabel(threads: Int): String = if (threads == 0) "auto threads" else "$threads thread${if (threads == 1) "" else "s"}"
+
+private class AndroidAssets(private val assets: AssetManager) : AssetSource {
+    override fun list(path: String): List<String> = assets.list(path)?.toList() ?: emptyList()
+
+    override fun open(path: String): InputStream = assets.open(path, AssetManager.ACCESS_STREAMING)
+}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,7 @@ def plot_latency_distribution(report: dict[str, Any], path: Path) -> None:
             body.set_alpha(0.35)
         ax.boxplot(data, widths=0.15, showfliers=False, medianprops={"color": "black"})
         for i, d in enumerate(data, 1):
-            med = sorted(d)[len(d) // 2]
+            med = statistics.median(d)  # the table's median (numpy's), not the upper middle value
             ax.annotate(f"{med:.1f}", (i + 0.12, med), fontsize=8, va="center")
         ax.set_xticks(range(1, len(names) + 1), names)
         ax.set_title(f"{t} thread{'s' if t > 1 else ''}")
@@ -272,8 +273,7 @@ def plot_latency_vs_length(report: dict[str, Any], path: Path) -> None:
             e = _latency(p, t)
             if e is None:
                 continue
-            pts = sorted((pi["seq_len"], sorted(pi["times_ms"])[len(pi["times_ms"]) // 2], pi["source"])
-                         for pi in e["per_input"])
+            pts = sorted((pi["seq_len"], statistics.median(pi["times_ms"]), pi["source"]) for pi in e["per_input"])
             ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "-", color=colors[p["name"]], alpha=0.6,
                     label=p["name"])
             ax.scatter([x for x, _, s in pts if s == "data"], [y for _, y, s in pts if s == "data"],

@@ -38,7 +38,7 @@ import numpy as np
 
 from albert_edge import __version__, metrics
 from albert_edge._machine import machine_info
-from albert_edge.bundle import read_manifest, tokenizer_from_manifest, verify_files
+from albert_edge.bundle import MANIFEST_FILE, read_manifest, tokenizer_from_manifest, verify_files
 from albert_edge.checkpoint import DEFAULT_MODEL_NAME, load_model, resolve_model_path
 from albert_edge.config import PRESETS
 from albert_edge.datasets import DataError, Row, read_labelled
@@ -339,7 +339,9 @@ def task_metrics(eval_set: EvalSet, labels: Sequence[str], outputs: np.ndarray, 
 
 
 def _is_bundle(path: Path) -> bool:
-    return path.is_dir() and (path / "manifest.json").is_file()
+    """Meant as a bundle (it has a manifest); unlike ``bundle._is_bundle`` it does not require a
+    valid one, so a damaged manifest is reported by ``read_manifest`` rather than mistaken for a model."""
+    return path.is_dir() and (path / MANIFEST_FILE).is_file()
 
 
 def _eager_spec(source: str, model: Any) -> ProgramSpec:

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from albert_edge.training import OPTIMIZERS, TrainingArgs
+from albert_edge.training import OPTIMIZERS, TrainingArgs, TrainingError
 
 
 def _training_args(a: argparse.Namespace) -> TrainingArgs:
@@ -51,10 +51,14 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
 
         docs = [list(d.sentences) for d in corpora.pretraining_documents("train")]
         eval_docs = [list(d.sentences) for d in corpora.pretraining_documents("valid")]
-    config = AlbertConfig.from_name(a.config) if a.config in PRESETS else AlbertConfig.load(a.config)
+    if a.init is not None and a.config is not None:
+        raise TrainingError("--config and --init exclude each other (with --init the checkpoint's "
+                            "config.json is used)")
+    name = a.config or "tiny"
+    config = AlbertConfig.from_name(name) if name in PRESETS else AlbertConfig.load(name)
     masking = MaskingConfig(max_seq_len=a.max_seq_len, dupe_factor=a.dupe_factor)
     result = pretrain(a.out, docs, config, _training_args(a), tokenizer_file=a.spm, vocab_size=a.vocab_size,
-                      masking=masking, eval_documents=eval_docs, resume=a.resume)
+                      masking=masking, eval_documents=eval_docs, resume=a.resume, init=a.init)
     _print_result(a.out, result)
 
 
@@ -113,7 +117,7 @@ def _add_data_columns(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="pretrain an ALBERT from scratch (n-gram MLM + sentence order)",
+    p = sub.add_parser("pretrain", help="pretrain an ALBERT (n-gram MLM + sentence order), from scratch or --init",
                        description="Pretrain AlbertForPreTraining on text files in ALBERT's input format "
                                    "(one sentence per line, blank line between documents), or on the offline "
                                    "corpora (`make corpora`) when no --text is given. Runs under torchrun "
@@ -121,9 +125,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder: checkpoint/, model/, log.jsonl, metrics.json")
     p.add_argument("--text", nargs="+", default=None, metavar="FILE", help="training text files")
     p.add_argument("--eval-text", nargs="+", default=None, metavar="FILE", help="held-out text files")
-    p.add_argument("--config", default="tiny", help="a preset name or a config.json (default tiny); "
-                                                    "vocab_size follows the tokenizer")
-    p.add_argument("--spm", default=None, help="an spiece.model to use; default: train one into --out")
+    p.add_argument("--config", default=None, help="a preset name or a config.json (default tiny); "
+                                                  "vocab_size follows the tokenizer")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights, config and spiece.model instead of from "
+                        "scratch (continued pretraining, or a second phase at a longer --max-seq-len); "
+                        "the optimizer starts fresh")
+    p.add_argument("--spm", default=None, help="an spiece.model to use; default: train one into --out "
+                                               "(with --init: the checkpoint's)")
     p.add_argument("--vocab-size", type=int, default=8000, help="pieces of the trained tokenizer (default 8000)")
     p.add_argument("--max-seq-len", type=int, default=128, help="example length in tokens (default 128)")
     p.add_argument("--dupe-factor", type=int, default=1, help="passes over the text with new masks (default 1)")

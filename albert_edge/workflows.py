@@ -24,7 +24,7 @@ from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, encode_rows, read_labelled, read_text
 from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
-from albert_edge.tokenizer import AlbertTokenizer, train_sentencepiece
+from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
 from albert_edge.training import TrainingArgs, classification_task, evaluate, pretraining_task, train
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,31 @@ def pretrain(
     masking: MaskingConfig = MaskingConfig(),
     eval_documents: list[list[str]] | None = None,
     resume: bool = False,
+    init: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Pretrain ``AlbertForPreTraining`` (MLM + SOP) from scratch. Without `tokenizer_file`, a
-    SentencePiece model of `vocab_size` pieces is trained on `documents` into OUT/spiece.model.
-    The config's vocab_size follows the tokenizer; max_position_embeddings must hold
-    masking.max_seq_len."""
+    """Pretrain ``AlbertForPreTraining`` (MLM + SOP). From scratch with `config`, or, with `init`,
+    from that checkpoint's weights (its config and, unless `tokenizer_file` is given, its
+    tokenizer; heads it lacks start fresh; the optimizer always starts fresh): continued
+    pretraining on new text, or a second phase at a longer `masking.max_seq_len`.
+
+    Without `tokenizer_file` (and `init`), a SentencePiece model of `vocab_size` pieces is trained
+    on `documents` into OUT/spiece.model. The config's vocab_size follows the tokenizer;
+    max_position_embeddings must hold masking.max_seq_len."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    start: AlbertForPreTraining | None = None
+    if init is not None:
+        start = load_pretrained(init, AlbertForPreTraining, strict=False)  # type: ignore[assignment]
+        config = start.config
+        if tokenizer_file is None:
+            tokenizer_file = Path(init) / SPIECE_MODEL
+            if not tokenizer_file.is_file():
+                raise CheckpointError(f"{init}: no {SPIECE_MODEL} to pretrain with; give the checkpoint's "
+                                      "SentencePiece model as tokenizer_file (--spm)")
+        pieces = AlbertTokenizer.from_file(tokenizer_file).vocab_size
+        if pieces != config.vocab_size:
+            raise CheckpointError(f"{tokenizer_file}: {pieces} pieces, but {init} has vocab_size "
+                                  f"{config.vocab_size}; give the checkpoint's own tokenizer")
     if tokenizer_file is None:
         tokenizer_file = out / "spiece.model"
         if not (resume and Path(tokenizer_file).exists()):
@@ -84,6 +102,8 @@ def pretrain(
     log.info("%d training and %d evaluation examples", len(train_ex), len(eval_ex))
     torch.manual_seed(args.seed)
     model = AlbertForPreTraining(config)
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     return train(model, pretraining_task(text_tokenizer.pad_id), train_ex, args, out,
                  eval_examples=eval_ex, tokenizer_file=tokenizer_file, resume=resume)
 

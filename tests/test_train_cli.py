@@ -120,3 +120,48 @@ def test_finetune_errors_name_rows_and_options(finetuned: Path, pretrained: Path
                  str(finetuned / "run"), "--steps", "1", "--quiet"])
     assert code == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def _pretrain_again(pretrained: Path, out: Path, *extra: str) -> int:
+    return main(["pretrain", "--out", str(out), "--text", str(pretrained.parent.parent / "docs.txt"),
+                 "--max-seq-len", "64", "--steps", "1", "--batch-size", "4", "--quiet", *extra])
+
+
+def test_pretrain_init_continues_from_a_checkpoint(pretrained: Path, tmp_path: Path) -> None:
+    # A vanishing learning rate: the continued run's weights are the checkpoint's, heads included,
+    # and its tokenizer is the checkpoint's.
+    assert _pretrain_again(pretrained, tmp_path / "cont", "--init", str(pretrained), "--lr", "1e-12") == 0
+    start, cont = load_pretrained(pretrained).state_dict(), load_pretrained(tmp_path / "cont" / "model").state_dict()
+    assert start.keys() == cont.keys()
+    assert max((start[k] - cont[k]).abs().max().item() for k in start) < 1e-6
+    assert (tmp_path / "cont" / "model" / "spiece.model").read_bytes() == (pretrained / "spiece.model").read_bytes()
+    # A from-scratch run (another seed) starts elsewhere.
+    assert _pretrain_again(pretrained, tmp_path / "fresh", "--config", str(pretrained / "config.json"),
+                           "--spm", str(pretrained / "spiece.model"), "--lr", "1e-12", "--seed", "1") == 0
+    fresh = load_pretrained(tmp_path / "fresh" / "model").state_dict()
+    assert max((start[k] - fresh[k]).abs().max().item() for k in start) > 1e-2
+
+
+def test_pretrain_init_from_a_classifier_keeps_the_encoder_and_adds_fresh_heads(finetuned: Path, tmp_path: Path,
+                                                                                pretrained: Path) -> None:
+    clf_dir = finetuned / "run" / "model"
+    assert _pretrain_again(pretrained, tmp_path / "cont", "--init", str(clf_dir), "--lr", "1e-12") == 0
+    clf, cont = load_pretrained(clf_dir).state_dict(), load_pretrained(tmp_path / "cont" / "model")
+    assert type(cont).__name__ == "AlbertForPreTraining"
+    state = cont.state_dict()
+    encoder = [k for k in clf if k.startswith("albert.") and not k.startswith("albert.pooler")]
+    assert encoder and all(torch.allclose(clf[k], state[k], atol=1e-6) for k in encoder)
+
+
+def test_pretrain_init_errors_name_the_conflict(pretrained: Path, tmp_path: Path, capsys) -> None:
+    code = _pretrain_again(pretrained, tmp_path / "a", "--init", str(pretrained), "--config", "tiny")
+    assert code == 2
+    assert "--config and --init exclude each other" in capsys.readouterr().err
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((pretrained / name).read_bytes())
+    code = _pretrain_again(pretrained, tmp_path / "b", "--init", str(bare))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(bare) in err and "spiece.model" in err and "--spm" in err

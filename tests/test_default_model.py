@@ -49,6 +49,14 @@ def test_card_reports_every_figure_the_issue_asks_for(card: dict) -> None:
         assert phrase in text
 
 
+def test_shipped_model_is_at_least_as_good_as_the_baseline(card: dict) -> None:
+    # The issue's target on the same split; the card's figures are reproduced from the shipped
+    # weights below (test_card_test_figures_are_reproduced), so a weaker model cannot be shipped.
+    tuned, base = card["finetuning"]["test"], card["baseline_tfidf_logreg"]["report"]
+    assert tuned["accuracy"] >= base["accuracy"]
+    assert tuned["macro_f1"] >= base["macro_f1"]
+
+
 def test_load_default_classifies() -> None:
     clf = albert_edge.load_default()
     out = clf.classify(["I love this, thank you so much! Best day ever", "worst airline ever, my flight was cancelled again and nobody helps",

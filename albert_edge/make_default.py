@@ -227,7 +227,6 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
             "valid_sop_majority_share": max(p := sum(e.sop_label for e in valid_ex) / len(valid_ex), 1 - p),
             "train_tokens": sum(len(e) for e in train_ex)})
     short_dir, pre_dir = out / "pretrain", out / "pretrain-long"
-    pre_metrics = json.loads((pre_dir / "metrics.json").read_text())
 
     jobs = [("finetune", "fine-tuning", pre_dir / "model"),
             ("finetune-from-scratch", "ablation (from scratch)", None)]
@@ -273,14 +272,8 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
         "split_sizes": {k: len(v) for k, v in tweets.items()},
         "tweet_lengths": {"max": max(lengths), "share_within_finetune_max_len":
                           sum(n <= FINETUNE_MAX_LEN for n in lengths) / len(lengths)},
-        "pretraining": {"args": dataclasses.asdict(pretrain_args),
-                        "data": json.loads((short_dir / "data.json").read_text()),
-                        "heldout": json.loads((short_dir / "metrics.json").read_text())["eval"],
-                        "evals": [r for r in read_log(short_dir) if r["kind"] == "eval"]},
-        "pretraining_long": {"args": dataclasses.asdict(long_args),
-                             "data": json.loads((pre_dir / "data.json").read_text()),
-                             "heldout": pre_metrics["eval"],
-                             "evals": [r for r in read_log(pre_dir) if r["kind"] == "eval"]},
+        "pretraining": _phase_card(short_dir, pretrain_args),
+        "pretraining_long": _phase_card(pre_dir, long_args),
         "finetuning": {"args": dataclasses.asdict(finetune_args), "max_len": FINETUNE_MAX_LEN,
                        "dropout": FINETUNE_DROPOUT, "test": tuned},
         "ablation_from_scratch": {"test": scratch},
@@ -297,6 +290,15 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
     if install:
         install_model(out)
     return card
+
+
+def _phase_card(run_dir: Path, args: TrainingArgs) -> dict[str, Any]:
+    """One pretraining phase for the card: its arguments, data, final held-out figures and every
+    evaluation during training."""
+    return {"args": dataclasses.asdict(args),
+            "data": json.loads((run_dir / "data.json").read_text()),
+            "heldout": json.loads((run_dir / "metrics.json").read_text())["eval"],
+            "evals": [r for r in read_log(run_dir) if r["kind"] == "eval"]}
 
 
 def install_model(out: Path, target: Path = DEFAULT_MODEL_DIR) -> Path:
@@ -351,13 +353,12 @@ def model_card(card: dict[str, Any]) -> str:
         "## Recipe",
         "`make default-model` (= `python -m albert_edge.make_default --out out/default-model --install`).",
         f"- Pretraining, phase 1: {json.dumps(card['pretraining']['args'])}",
-        f"  ({card['pretraining']['data']['train_examples']:,} examples of up to "
-        f"{card['pretraining']['data']['max_seq_len']} tokens, {card['pretraining']['data']['dupe_factor']} passes over "
-        "the corpus, n-gram masking n<=3, 15%, <=20 predictions, SOP).",
+        f"  ({short_data['train_examples']:,} examples of up to {short_data['max_seq_len']} tokens, "
+        f"{short_data['dupe_factor']} passes over the corpus, n-gram masking n<=3, 15%, <=20 predictions, SOP).",
         f"- Pretraining, phase 2 (from phase 1's weights, fresh optimizer): "
         f"{json.dumps(card['pretraining_long']['args'])}",
-        f"  ({card['pretraining_long']['data']['train_examples']:,} examples of up to "
-        f"{card['pretraining_long']['data']['max_seq_len']} tokens, made with another seed).",
+        f"  ({long_data['train_examples']:,} examples of up to {long_data['max_seq_len']} tokens, "
+        "made with another seed).",
         f"- Fine-tuning: {json.dumps(card['finetuning']['args'])}, max length {FINETUNE_MAX_LEN}, "
         f"dropout {FINETUNE_DROPOUT}.",
         f"- Wall time: {card['total_wall_s'] / 60:.0f} min in all ({', '.join(f'{k} {v / 60:.1f} min' for k, v in t.items())}).",

@@ -16,6 +16,7 @@ from albert_edge.checkpoint import load_pretrained
 from albert_edge.classifier import TextClassifier
 from albert_edge.cli import main
 from albert_edge.config import AlbertConfig
+from albert_edge.tokenizer import AlbertTokenizer
 
 POSITIVE = ("good", "great", "lovely", "happy", "wonderful")
 NEGATIVE = ("bad", "awful", "sad", "terrible", "angry")
@@ -75,12 +76,28 @@ def test_finetune_keeps_the_pretrained_encoder_and_learns(finetuned: Path, pretr
     assert report["accuracy"] > 0.8, report  # the task is easy: a sentiment word or none
     assert set(report["per_class"]) == {"neg", "neu", "pos"}
     assert sum(map(sum, report["confusion_matrix"])) == 60
-    # Fine-tuning started from the pretrained encoder: the factorized embedding moved, but little.
-    pre = load_pretrained(pretrained).albert.embeddings.word_embeddings.weight
-    post = clf.albert.embeddings.word_embeddings.weight
-    torch.manual_seed(0)
-    fresh = type(clf)(clf.config).albert.embeddings.word_embeddings.weight
-    assert (post - pre).norm() < 0.5 * (post - fresh).norm()
+    # Fine-tuning started from the pretrained encoder. Rows of the factorized embedding whose
+    # token never occurs in the training inputs get an exactly zero gradient, so AdamW only decays
+    # them (by 1 - prod(1 - lr_t * weight_decay) < 1%): they stay the pretrained rows, not a fresh
+    # init's, on any CPU. (Comparing whole-table distances instead sat at the edge of what AVX-512
+    # arithmetic gives: 2.57 against a bound of 2.53.) The rows of the tokens it trained on moved.
+    tokenizer = AlbertTokenizer.from_pretrained(model_dir)
+    rows = [json.loads(line) for line in (finetuned / "train.jsonl").read_text().splitlines()]
+    seen = {i for r in rows for i in tokenizer.encode(r["text"]).input_ids} | {tokenizer.pad_id}
+    unseen = torch.tensor(sorted(set(range(clf.config.vocab_size)) - seen))
+    assert len(seen) > 20 and len(unseen) > 1000
+    with torch.no_grad():
+        pre = load_pretrained(pretrained).albert.embeddings.word_embeddings.weight
+        post = clf.albert.embeddings.word_embeddings.weight
+        torch.manual_seed(0)
+        fresh = type(clf)(clf.config).albert.embeddings.word_embeddings.weight
+        kept = (post[unseen] - pre[unseen]).norm() / pre[unseen].norm()
+        # weight decay alone: 1 - prod(1 - lr_t * 0.01) over the 300 steps = 0.0075 (measured 0.00752)
+        assert kept < 0.02, kept
+        assert (post[unseen] - fresh[unseen]).norm() > pre[unseen].norm()  # a fresh init is far away
+        trained = sorted(seen - {tokenizer.pad_id})
+        moved = (post[trained] - pre[trained]).norm() / pre[trained].norm()
+        assert moved > 10 * kept, (moved, kept)  # the rows it trained on changed (measured 5.4)
 
 
 def test_classify_cli_prints_labels_and_probabilities(finetuned: Path, capsys) -> None:

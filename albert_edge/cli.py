@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from albert_edge import __version__
+from albert_edge.cli_args import add_weight_cache_flag
 
 log = logging.getLogger("albert_edge")
 
@@ -90,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     """Classify texts with a bundle: one line per text, the label then every probability."""
     from albert_edge.runtime import Bundle
 
-    bundle = Bundle.load(args.bundle, num_threads=args.threads)
+    bundle = Bundle.load(args.bundle, num_threads=args.threads, weight_cache=args.weight_cache)
     texts = args.text or [line.rstrip("\n") for line in sys.stdin]
     for result in bundle.classify(texts, program=args.program):
         probs = "  ".join(f"{label}={p:.4f}" for label, p in result["probs"].items())
@@ -102,7 +103,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
     from albert_edge.bundle import BundleError
     from albert_edge.runtime import Bundle
 
-    bundle = Bundle.load(args.bundle, num_threads=args.threads)
+    bundle = Bundle.load(args.bundle, num_threads=args.threads, weight_cache=args.weight_cache)
     failed = []
     for check in bundle.check_goldens():
         status = "ok" if check.ok else "FAILED"
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*", help="texts to classify; default: read lines from stdin")
     p.add_argument("--program", default=None, help="program name, e.g. int8 (default: the manifest's default_program)")
     p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    add_weight_cache_flag(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("verify", help="check a bundle's files and replay its golden cases",
@@ -187,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "cases through every program and compare with the expected outputs.")
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle folder written by `albert-edge export`")
     p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    add_weight_cache_flag(p)
     p.set_defaults(func=cmd_verify)
 
     from albert_edge import cli_compare, cli_train

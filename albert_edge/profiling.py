@@ -100,7 +100,9 @@ def profile_program(
     instructions = _forward_instructions(data, checker.name)
 
     try:
-        program = Runtime.get().load_program(data, enable_etdump=True, debug_buffer_size=0)
+        # A path is mapped by the runtime; bytes are loaded from the copy already read.
+        source = data if isinstance(pte, (bytes, bytearray, memoryview)) else str(pte)
+        program = Runtime.get().load_program(source, enable_etdump=True, debug_buffer_size=0)
     except TypeError as err:  # a wheel whose pybindings predate enable_etdump
         raise ProfilingError(
             f"{checker.name}: this executorch wheel cannot load a program with ETDump enabled ({err}); "

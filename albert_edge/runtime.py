@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,6 +37,7 @@ from albert_edge.bundle import (
     tokenizer_from_manifest,
     verify_files,
 )
+from albert_edge.backend_options import set_weight_cache
 from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
@@ -146,6 +148,8 @@ def _as_int64_tensor(value: Any, name: str, where: str) -> Tensor:
             f"{where}{name} must be a torch.Tensor, a numpy array or nested lists of ints of shape (1, S), "
             f"got {type(value).__name__}"
         )
+    if t.device.type != "cpu":
+        raise RuntimeInputError(f"{where}{name} is on {t.device}; programs take CPU tensors: pass {name}.cpu()")
     if t.dtype != torch.int64:
         raise RuntimeInputError(
             f"{where}{name} has dtype {t.dtype}; programs take int64 (torch.long) inputs: "
@@ -157,24 +161,32 @@ def _as_int64_tensor(value: Any, name: str, where: str) -> Tensor:
 class Program:
     """One loaded ``.pte``: ``run(input_ids, attention_mask, token_type_ids) -> outputs``.
 
-    source: a path to a ``.pte`` or its bytes. num_threads: if given, resizes ExecuTorch's
-    threadpool (process-wide, see ``set_num_threads``). name: used in messages (default: the
-    file name, or ``<bytes>``).
+    source: a path to a ``.pte`` (the runtime maps the file) or its bytes (held while the
+    program lives). num_threads: if given, resizes ExecuTorch's threadpool (process-wide, see
+    ``set_num_threads``). name: used in messages (default: the file name, or ``<bytes>``).
+    weight_cache: load with XNNPACK's packed-weights cache (default): ALBERT's shared layer is
+    then packed once, not once per layer step (albert-base-v2 int8: about +21 MB instead of
+    +100 MB), and programs loaded in one process share packed weights they have in common;
+    outputs are bitwise the same. False packs per operator, as the Linux wheel does by default
+    (for comparisons). The option is process-wide and read when the program is loaded; if it
+    cannot be set, a warning says why and the program loads without it (``self.weight_cache``
+    says which).
 
     Attributes read from the program's constant methods: ``max_seq_len``, ``min_seq_len``,
     ``vocab_size``, ``type_vocab_size``; ``dynamic`` is True when more than one length is taken.
     """
 
     def __init__(self, source: str | os.PathLike | bytes, *, num_threads: int | None = None,
-                 name: str | None = None) -> None:
-        from executorch.runtime import Runtime
+                 name: str | None = None, weight_cache: bool = True) -> None:
+        from executorch.extension.pybindings import portable_lib as et
 
         from albert_edge.quantize import register_quantized_ops
 
+        self._data: bytes | None = None  # a program loaded from bytes reads them for its lifetime
         if isinstance(source, (bytes, bytearray, memoryview)):
-            data: bytes | str = bytes(source)
+            self._data = bytes(source)
             self.name = name or "<bytes>"
-            check_pte_header(bytes(source[:64]), len(source), self.name)
+            check_pte_header(self._data[:64], len(self._data), self.name)
         else:
             path = Path(source)
             self.name = name or str(path)
@@ -183,20 +195,23 @@ class Program:
             with open(path, "rb") as f:
                 head = f.read(64)
             check_pte_header(head, path.stat().st_size, self.name)
-            data = str(path)
         if num_threads is not None:
             set_num_threads(num_threads)
         # Programs with int8/int4 embeddings call ExecuTorch's quantized kernels; registering
         # them is cheap and harmless for programs that do not.
         register_quantized_ops()
+        verification = et.Verification.InternalConsistency
         try:
-            self._program = Runtime.get().load_program(data)
+            # From a path the runtime maps the file: no Python copy of its 10-50 MB.
+            self._program = (et._load_program_from_buffer(self._data, program_verification=verification)
+                             if self._data is not None
+                             else et._load_program(str(path), program_verification=verification))
         except RuntimeError as err:
             raise ProgramError(
                 f"{self.name}: ExecuTorch could not load this program ({err}); the file is corrupt "
                 "or was written by another ExecuTorch version: re-export it"
             ) from None
-        methods = set(self._program.method_names)
+        methods = {self._program.get_method_name(i) for i in range(self._program.num_methods())}
         missing = [m for m in ("forward", *BOUND_METHODS) if m not in methods]
         if missing:
             raise ProgramError(
@@ -209,6 +224,14 @@ class Program:
         self.min_seq_len: int = bounds["get_min_seq_len"]
         self.vocab_size: int = bounds["get_vocab_size"]
         self.type_vocab_size: int = bounds["get_type_vocab_size"]
+        # XNNPACK reads the option when the method is loaded (see backend_options): with the cache,
+        # the shared layer is packed once instead of once per layer step. self.weight_cache: whether
+        # this program was loaded with it.
+        if weight_cache:
+            self.weight_cache = set_weight_cache(True)
+        else:
+            set_weight_cache(False)
+            self.weight_cache = False
         try:
             self._forward = self._program.load_method("forward")
         except RuntimeError as err:
@@ -216,7 +239,7 @@ class Program:
 
     def _constant(self, method: str) -> int:
         try:
-            (value,) = self._program.load_method(method).execute([])
+            (value,) = self._program.load_method(method)([])
         except (RuntimeError, ValueError) as err:
             raise ProgramError(f"{self.name}: could not read constant method {method} ({err})") from None
         return int(value)
@@ -240,9 +263,11 @@ class Program:
         ids = _as_int64_tensor(input_ids, "input_ids", where)
         self._check_shape(ids, where)
         S = ids.shape[1]
-        mask = (torch.ones_like(ids) if attention_mask is None
+        # numpy, not torch ops, for the defaults and the range checks below: the same checks,
+        # without paging several MB of torch's kernels into the caller's process.
+        mask = (torch.from_numpy(np.ones((1, S), np.int64)) if attention_mask is None
                 else _as_int64_tensor(attention_mask, "attention_mask", where))
-        types = (torch.zeros_like(ids) if token_type_ids is None
+        types = (torch.from_numpy(np.zeros((1, S), np.int64)) if token_type_ids is None
                  else _as_int64_tensor(token_type_ids, "token_type_ids", where))
         for name, t in (("attention_mask", mask), ("token_type_ids", types)):
             if tuple(t.shape) != (1, S):
@@ -303,21 +328,29 @@ class Program:
         attention_mask defaults to all ones, token_type_ids to all zeros. Every input is checked
         first (``check_inputs``); a RuntimeInputError says what is wrong.
         """
-        inputs = self.check_inputs(input_ids, attention_mask, token_type_ids)
-        return tuple(self._forward.execute(list(inputs)))
+        return self.run_checked(self.check_inputs(input_ids, attention_mask, token_type_ids))
 
-    def run_checked(self, inputs: tuple[Tensor, Tensor, Tensor]) -> list[Tensor]:
+    def run_checked(self, inputs: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, ...]:
         """``forward`` on inputs that ``check_inputs`` returned, without checking them again: the
-        call a timing loop measures (the checks cost tens of microseconds per call)."""
-        return self._forward.execute(list(inputs))
+        call a timing loop measures (the checks cost tens of microseconds per call).
+
+        The outputs are this call's own tensors. ExecuTorch's pybinding would copy them out of
+        the method's memory with a torch op, which for a large output (hidden states, token or
+        vocabulary logits: above torch's grain of 32,768 elements) wakes torch's OpenMP team,
+        whose threads then spin on the cores XNNPACK runs on (+35% latency for albert-base's
+        hidden states at 2 threads). numpy copies them here instead, on this thread only.
+        """
+        outputs = self._forward(list(inputs), clone_outputs=False)
+        return tuple(torch.from_numpy(t.numpy().copy()) if isinstance(t, Tensor) else t for t in outputs)
 
 
 def _check_range(t: Tensor, name: str, lo: int, hi: int, where: str, accepted: str) -> None:
-    bad = ((t < lo) | (t >= hi)).nonzero()
+    a = t.numpy()  # CPU int64, as _as_int64_tensor made sure
+    bad = np.argwhere((a < lo) | (a >= hi))
     if len(bad):
         b, s = (int(i) for i in bad[0])
         raise RuntimeInputError(
-            f"{where}{name}[{b}, {s}] = {int(t[b, s])} is outside {accepted}"
+            f"{where}{name}[{b}, {s}] = {int(a[b, s])} is outside {accepted}"
             + (f" ({len(bad)} values out of range in all)" if len(bad) > 1 else "")
         )
 
@@ -348,8 +381,12 @@ class Bundle:
         self.tokenizer = tokenizer
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, num_threads: int | None = None) -> "Bundle":
+    def load(cls, path: str | os.PathLike, *, num_threads: int | None = None,
+             weight_cache: bool = True) -> "Bundle":
         """Read and validate ``manifest.json``, verify every file's size and sha256, then load.
+
+        weight_cache: load the programs with XNNPACK's packed-weights cache (see ``Program``);
+        a bundle's programs then also share the packed copy of any weight they have in common.
 
         Raises BundleError (manifest, files, hashes) or ProgramError (a program that will not load).
         """
@@ -361,7 +398,7 @@ class Bundle:
         tokenizer = tokenizer_from_manifest(root, manifest)
         programs: dict[str, Program] = {}
         for entry in manifest["programs"]:
-            program = Program(root / entry["file"], name=str(root / entry["file"]))
+            program = Program(root / entry["file"], name=str(root / entry["file"]), weight_cache=weight_cache)
             _check_program_matches(program, entry, manifest, root)
             programs[entry["name"]] = program
         log.info("loaded bundle %s: programs %s", root, ", ".join(programs))

@@ -226,3 +226,24 @@ def test_damaged_pte_body_is_refused_by_the_runtime_with_the_file_name(pte_file,
 def test_header_check_accepts_a_whole_program(pte_file):
     data = pte_file.read_bytes()
     check_pte_header(data[:64], len(data), "x.pte")  # no exception
+
+
+def test_outputs_are_each_calls_own_and_equal_the_runtimes_copy(fp32, lowered, pte_file):
+    """run copies the outputs out of the method's memory itself (numpy, not the pybinding's torch
+    op): the same values, and a later call does not change an earlier result."""
+    first_inputs = random_inputs(lowered.tokenizer.vocab_size, 9, seed=1)
+    (first,) = fp32.run(*first_inputs)
+    kept = first.clone()
+    fp32.run(*random_inputs(lowered.tokenizer.vocab_size, 9, seed=2))
+    assert torch.equal(first, kept)
+    (cloned,) = fp32._forward(list(fp32.check_inputs(*first_inputs)))  # clone_outputs=True
+    assert torch.equal(first, cloned) and first.dtype == torch.float32 and first.is_contiguous()
+    # A program loaded from its path (mapped by the runtime) gives the same outputs as from bytes.
+    assert Program(pte_file)._data is None and fp32._data is not None
+    assert torch.equal(Program(pte_file).run(*first_inputs)[0], first)
+
+
+def test_a_tensor_off_the_cpu_is_refused_by_name(fp32):
+    ids = torch.zeros((1, 4), dtype=torch.long, device="meta")
+    with pytest.raises(RuntimeInputError, match=r"input_ids is on meta; programs take CPU tensors: pass input_ids.cpu\(\)"):
+        fp32.run(ids)

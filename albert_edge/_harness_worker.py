@@ -8,13 +8,18 @@ stdout; native libraries that print are sent to stderr instead). Replies are ``{
 or ``{"ok": false, "error": "..."}``; a long command may send ``{"progress": n}`` lines first.
 
 Commands:
-  load     {kind: "eager" | "pte", source, head, threads, inputs: JSON file}
-           -> load_s, first_s (first forward call, on inputs[0]), rss_before_load, rss_after_load
+  load     {kind: "eager" | "pte", source, head, threads, inputs: JSON file, weight_cache: bool}
+           -> load_s, first_s (first forward call, on inputs[0]), weight_cache (pte: whether it was
+           loaded with XNNPACK's packed-weights cache; eager: null), and memory: rss_after_imports
+           (just before the load: imports done, inputs read), rss_after_load, rss_after_first_call,
+           peak_load (the peak from just before the load to the end of the first call), peak_reset
+           (whether the kernel let the peak be reset; if not, peaks count from process start)
+  reset_peak  start a new peak (``stats`` reports the peak since)
   outputs  {count, file}: run inputs[0:count] once each; writes an .npz with ``values`` (float32,
            every first output flattened and concatenated) and ``offsets`` (int64, count + 1)
   warmup   {indices, runs}: untimed calls
   time     {indices, runs}: per index, ``runs`` timed calls -> times_s [[float] per index]
-  stats    -> peak_rss (bytes, ``ru_maxrss``), rss (bytes, now)
+  stats    -> peak_rss (bytes, since the last reset_peak or load), rss (bytes, now)
   profile  {indices, runs}: per-operator times from ExecuTorch's ETDump (pte only)
   exit
 """
@@ -47,11 +52,23 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process image, bytes: ``VmHWM``, which exec resets.
-    (``ru_maxrss`` is no good here: Linux carries the parent's high-water mark from the fork
-    into the child, so every worker would report the harness's own peak.)"""
+    """Peak resident set size of this process image, bytes: ``VmHWM``, which exec and
+    ``reset_peak_rss`` reset. (``ru_maxrss`` is no good here: Linux carries the parent's
+    high-water mark from the fork into the child, so every worker would report the harness's
+    own peak.)"""
     hwm = _status_bytes("VmHWM")
     return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux: write 5 to /proc/self/clear_refs); False if
+    the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 class Worker:
@@ -63,14 +80,20 @@ class Worker:
         self.source = ""
         self.threads = 1
         self.kind = ""
+        self.peak_reset = True
 
-    def load(self, kind: str, source: str, head: str | None, threads: int, inputs: str) -> dict[str, Any]:
+    def load(self, kind: str, source: str, head: str | None, threads: int, inputs: str,
+             weight_cache: bool = True) -> dict[str, Any]:
+        import gc
+
         import torch
 
         self.source, self.threads, self.kind = source, threads, kind
         with open(inputs, encoding="utf-8") as f:
             raw = json.load(f)
+        gc.collect()
         rss_before = rss_bytes()
+        self.peak_reset = reset_peak_rss()
         start = time.perf_counter()  # the imports are done (see main): this times the load itself
         if kind == "eager":
             from albert_edge.checkpoint import load_model
@@ -82,16 +105,18 @@ class Worker:
             def forward(x: tuple) -> Any:
                 with torch.inference_mode():
                     return model(*x)
+            cache = None
         elif kind == "pte":
             from albert_edge.runtime import Program
 
             torch.set_num_threads(1)
-            program = Program(source, num_threads=threads)
+            program = Program(source, num_threads=threads, weight_cache=weight_cache)
             self.program = program
             pad = None if program.dynamic else (program.max_seq_len, int(raw[0].get("pad_id", 0)))
             # Inputs are checked once here, not inside the timed calls.
             tensors = [program.check_inputs(*self._tensors(r, pad)) for r in raw]
             forward = program.run_checked
+            cache = program.weight_cache
         else:
             raise ValueError(f"unknown worker kind {kind!r}")
         load_s = time.perf_counter() - start
@@ -100,8 +125,15 @@ class Worker:
         forward(tensors[0])
         first_s = time.perf_counter() - start
         self.forward, self.inputs = forward, tensors
-        return {"load_s": load_s, "first_s": first_s, "rss_before_load": rss_before,
-                "rss_after_load": rss_after}
+        memory = {"rss_after_imports": rss_before, "rss_after_load": rss_after,
+                  "rss_after_first_call": rss_bytes(), "peak_load": peak_rss_bytes(),
+                  "peak_reset": self.peak_reset}
+        self.reset_peak()
+        return {"load_s": load_s, "first_s": first_s, "weight_cache": cache, "memory": memory}
+
+    def reset_peak(self) -> dict[str, Any]:
+        self.peak_reset = reset_peak_rss() and self.peak_reset
+        return {"peak_reset": self.peak_reset}
 
     @staticmethod
     def _tensors(r: dict[str, Any], pad: tuple[int, int] | None) -> tuple:
@@ -172,7 +204,7 @@ class Worker:
         return {"times_s": times}
 
     def stats(self) -> dict[str, Any]:
-        return {"peak_rss": peak_rss_bytes(), "rss": rss_bytes()}
+        return {"peak_rss": peak_rss_bytes(), "rss": rss_bytes(), "peak_reset": self.peak_reset}
 
     def profile(self, indices: list[int], runs: int) -> dict[str, Any]:
         from albert_edge.profiling import profile_program

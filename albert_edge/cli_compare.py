@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from albert_edge.cli_args import add_weight_cache_flag
+
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
@@ -29,7 +31,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         latency=LatencySettings(threads=args.threads, warmup=args.warmup, rounds=args.rounds, runs=args.runs,
                                 data_inputs=args.latency_inputs, probe_lengths=args.probe_lengths),
         recipes=args.recipes or ("fp32", "int8"), max_seq_len=args.max_seq_len, tokenizer=args.tokenizer,
-        jobs=args.jobs, profile=args.profile, progress=not args.quiet)
+        jobs=args.jobs, profile=args.profile, progress=not args.quiet, weight_cache=args.weight_cache,
+        memory_without_cache=args.memory_without_cache)
     print_table(report)
     print(f"report: {out / 'report.md'} (raw figures: {out / 'report.json'}; plots: {out}/*.png)")
 
@@ -83,6 +86,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--probe-lengths", type=_ints, default=None,
                    help="also time inputs of exactly these lengths (default 16,32,64,... up to max_seq_len)")
     g.add_argument("--profile", action="store_true", help="per-operator time of each program from ETDump")
+    g = p.add_argument_group("memory")
+    add_weight_cache_flag(g)
+    g.add_argument("--memory-without-cache", action="store_true",
+                   help="also load each program once more with the weight cache off (its own process) and "
+                        "report the memory it adds then: what packing the shared layer once saves")
     g = p.add_argument_group("export (when a model is given)")
     g.add_argument("--recipe", dest="recipes", action="append", choices=list(RECIPES), metavar="RECIPE",
                    help="repeat for several programs (default: fp32 and int8)")

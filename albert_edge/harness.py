@@ -47,7 +47,7 @@ from albert_edge.tokenizer import AlbertTokenizer
 log = logging.getLogger(__name__)
 
 REPORT_FORMAT = "albert-edge-compare-report"
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: memory per worker and per program (weight cache on / off)
 REFERENCE = "eager-fp32"
 DEFAULT_DATA = "default"  # the default model's held-out set: the tweet sentiment test split
 MAX_FLIPS_LISTED = 200
@@ -213,6 +213,11 @@ class WorkerProcess:
         env = dict(os.environ)
         # One process per program: its own thread count, and no oversubscription from OpenMP.
         env.update(OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+        if spec.kind == "pte":
+            # A .pte worker runs torch on one thread and copies outputs with numpy (Program.run_checked),
+            # so torch's OpenMP team should never wake; if anything does wake it, its threads sleep
+            # instead of spinning on the cores XNNPACK's threads run on.
+            env.update(OMP_WAIT_POLICY="PASSIVE")
         self._log = open(log_path, "w", encoding="utf-8")
         self._pending = "start"  # the command whose reply comes next (first: the ready line)
         self.proc = subprocess.Popen(
@@ -439,6 +444,8 @@ def compare(
     jobs: int = 1,
     profile: bool = False,
     progress: bool = True,
+    weight_cache: bool = True,
+    memory_without_cache: bool = False,
 ) -> dict[str, Any]:
     """Compare eager fp32 with every program of a bundle; write the report into ``out``.
 
@@ -447,6 +454,9 @@ def compare(
         is first exported to ``out/bundle`` with ``recipes`` (``jobs`` processes).
     data: the labelled data; ``path=None`` means the default model's evaluation set when the model
         is ``default`` (any other model needs a file).
+    weight_cache: load the programs with XNNPACK's packed-weights cache (``backend_options``; on
+        by default, as on Android and iOS). memory_without_cache: also load each program once
+        more with the cache off, in its own process, to report the memory sharing saves.
     Returns the report (also ``out/report.json``); see docs/compare.md.
     """
     from albert_edge.bundle import export_bundle
@@ -533,12 +543,14 @@ def compare(
                 loads = {}
                 for w in workers:  # one at a time, so each load time is the program's own
                     loads[w.spec.name] = w.call("load", kind=w.spec.kind, source=w.spec.source, head=head,
-                                                threads=threads, inputs=str(inputs_file))
+                                                threads=threads, inputs=str(inputs_file),
+                                                weight_cache=weight_cache)
                     advance(1)
                 if t_index == 0:
                     _run_outputs(workers, n_eval, work, bar, outputs)
                 advance = bar.task(f"latency   {threads} thread(s)", latency.rounds * len(workers))
-                for w in workers:
+                for w in workers:  # the peak from here on is that of the timed calls
+                    w.call("reset_peak")
                     w.call("warmup", indices=timed, runs=latency.warmup)
                 times: dict[str, list[list[float]]] = {w.spec.name: [[] for _ in timed] for w in workers}
                 for r in range(latency.rounds):
@@ -559,6 +571,8 @@ def compare(
             finally:
                 for w in workers:
                     w.close()
+        if memory_without_cache:
+            _memory_without_cache(specs, results, max(latency.threads), head, timed, inputs_file, work, bar)
 
     report = _report(
         model_source=model_source, head=head, random_weights=random_weights, manifest=manifest, bundle=bundle_dir,
@@ -595,6 +609,39 @@ def _run_outputs(workers: list[WorkerProcess], n_eval: int, work: Path, bar: _Ba
             outputs[w.spec.name] = _load_outputs(work / f"{w.spec.name}.npz")
 
 
+def _memory_entry(load: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """A worker's memory figures (bytes) and what the program costs: RSS it adds once loaded,
+    after its first call, and at its peak (load, first call and the timed calls), each over
+    the worker's RSS just before the load (imports done, inputs read)."""
+    m = load["memory"]
+    base = m["rss_after_imports"]
+    peak = max(m["peak_load"], stats["peak_rss"])
+    return {"weight_cache": load["weight_cache"], "peak_reset": stats["peak_reset"],
+            "rss_after_imports_bytes": base, "rss_after_load_bytes": m["rss_after_load"],
+            "rss_after_first_call_bytes": m["rss_after_first_call"], "peak_load_bytes": m["peak_load"],
+            "peak_timed_bytes": stats["peak_rss"], "load_cost_bytes": m["rss_after_load"] - base,
+            "first_call_cost_bytes": m["rss_after_first_call"] - base, "peak_cost_bytes": peak - base}
+
+
+def _memory_without_cache(specs: list[ProgramSpec], results: dict[str, dict[str, Any]], threads: int,
+                          head: str | None, timed: list[int], inputs_file: Path, work: Path, bar: _Bar) -> None:
+    """Each program once more in a fresh process with XNNPACK's weight cache off: loaded, then
+    one call per timed input (the inputs the timed rounds visit), for its memory only."""
+    ptes = [s for s in specs if s.kind == "pte"]
+    advance = bar.task("memory    without the weight cache", len(ptes))
+    for s in ptes:
+        w = WorkerProcess(s, threads, work / f"{s.name}-{threads}t-nocache.log")
+        try:
+            w.wait_ready()
+            load = w.call("load", kind=s.kind, source=s.source, head=head, threads=threads,
+                          inputs=str(inputs_file), weight_cache=False)
+            w.call("warmup", indices=timed, runs=1)
+            results[s.name]["without_cache"] = {"threads": threads, **_memory_entry(load, w.call("stats"))}
+        finally:
+            w.close()
+        advance(1)
+
+
 def _latency_entry(threads: int, load: dict[str, Any], stats: dict[str, Any], times: list[list[float]],
                    timed: list[int], lengths: list[int], n_eval: int, eval_set: EvalSet,
                    seq_len: int) -> dict[str, Any]:
@@ -610,9 +657,22 @@ def _latency_entry(threads: int, load: dict[str, Any], stats: dict[str, Any], ti
             by_bucket.append({"bucket": [lo, hi], "inputs": sum(lo <= p["seq_len"] <= hi for p in per_input),
                               **latency_summary(ms)})
     return {"threads": threads, "load_s": load["load_s"], "first_inference_s": load["first_s"],
-            "rss_before_load_bytes": load["rss_before_load"], "rss_after_load_bytes": load["rss_after_load"],
-            "peak_rss_bytes": stats["peak_rss"], "summary": latency_summary(all_ms), "by_bucket": by_bucket,
+            "memory": _memory_entry(load, stats), "summary": latency_summary(all_ms), "by_bucket": by_bucket,
             "per_input": per_input}
+
+
+def program_memory(latency: list[dict[str, Any]], without_cache: dict[str, Any] | None) -> dict[str, Any]:
+    """The headline memory of a program: at its highest thread count, the RSS it adds after load
+    and at its peak; with the same figures without the weight cache when they were measured."""
+    e = max(latency, key=lambda x: x["threads"])
+    m = e["memory"]
+    headline = {"threads": e["threads"], "weight_cache": m["weight_cache"], "load_cost_bytes": m["load_cost_bytes"],
+                "first_call_cost_bytes": m["first_call_cost_bytes"], "peak_cost_bytes": m["peak_cost_bytes"],
+                "without_cache": None}
+    if without_cache is not None:
+        headline["without_cache"] = {k: without_cache[k] for k in
+                                     ("threads", "load_cost_bytes", "first_call_cost_bytes", "peak_cost_bytes")}
+    return headline
 
 
 def _report(*, model_source: str, head: str | None, random_weights: bool, manifest: dict[str, Any], bundle: Path,
@@ -633,6 +693,7 @@ def _report(*, model_source: str, head: str | None, random_weights: bool, manife
                      "compression_vs_fp32": (fp32_size / s.size_bytes) if fp32_size and s.size_bytes else None},
             "accuracy": None, "fidelity": None, "flips": None,
             "latency": results[s.name]["latency"],
+            "memory": program_memory(results[s.name]["latency"], results[s.name].get("without_cache")),
         }
         if scored and (classification or regression):
             entry["accuracy"] = task_metrics(eval_set, labels, np.stack(out), regression)
@@ -681,13 +742,17 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "data": {"source": str, "rows": int, "truncated": int, "token_lengths": dict},
     "latency_settings": {"threads": list, "warmup": int, "rounds": int, "runs_per_round": int,
                          "data_inputs": int, "probe_lengths": list, "buckets": list, "timed_inputs": list},
-    "program": {"name": str, "kind": str, "size": dict, "latency": list, "accuracy": (dict, type(None)),
-                "fidelity": (dict, type(None)), "flips": (dict, type(None))},
+    "program": {"name": str, "kind": str, "size": dict, "latency": list, "memory": dict,
+                "accuracy": (dict, type(None)), "fidelity": (dict, type(None)), "flips": (dict, type(None))},
+    "program_memory": {"threads": int, "weight_cache": (bool, type(None)), "load_cost_bytes": int,
+                       "first_call_cost_bytes": int, "peak_cost_bytes": int, "without_cache": (dict, type(None))},
+    "memory": {"weight_cache": (bool, type(None)), "peak_reset": bool, "rss_after_imports_bytes": int,
+               "rss_after_load_bytes": int, "rss_after_first_call_bytes": int, "peak_load_bytes": int,
+               "peak_timed_bytes": int, "load_cost_bytes": int, "first_call_cost_bytes": int, "peak_cost_bytes": int},
     "size": {"bytes": (int, type(None)), "parameter_bytes": int, "compression_vs_fp32": _OPT_NUM},
     "fidelity": {"top1_agreement": _OPT_NUM, "cosine": _NUM, "sqnr_db": _OPT_NUM, "max_abs_diff": _NUM},
-    "latency": {"threads": int, "load_s": _NUM, "first_inference_s": _NUM, "rss_before_load_bytes": int,
-                "rss_after_load_bytes": int, "peak_rss_bytes": int, "summary": dict, "by_bucket": list,
-                "per_input": list},
+    "latency": {"threads": int, "load_s": _NUM, "first_inference_s": _NUM, "memory": dict, "summary": dict,
+                "by_bucket": list, "per_input": list},
     "summary": {"n": int, "median_ms": _NUM, "p90_ms": _NUM, "p99_ms": _NUM, "mean_ms": _NUM, "std_ms": _NUM},
     "per_input": {"input": int, "source": str, "seq_len": int, "times_ms": list},
 }
@@ -717,11 +782,13 @@ def validate_report(report: Any, where: str = "report") -> None:
     for i, p in enumerate(report["programs"]):
         check(p, "program", f"programs[{i}]")
         check(p["size"], "size", f"programs[{i}].size")
+        check(p["memory"], "program_memory", f"programs[{i}].memory")
         if p["fidelity"] is not None:
             check(p["fidelity"], "fidelity", f"programs[{i}].fidelity")
         for j, e in enumerate(p["latency"]):
             check(e, "latency", f"programs[{i}].latency[{j}]")
             check(e["summary"], "summary", f"programs[{i}].latency[{j}].summary")
+            check(e["memory"], "memory", f"programs[{i}].latency[{j}].memory")
             for k, pi in enumerate(e["per_input"]):
                 check(pi, "per_input", f"programs[{i}].latency[{j}].per_input[{k}]")
 

@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from albert_edge.model import example_inputs
-from albert_edge.quantize import register_quantized_ops
 from conftest import MODELS
 
 SEQ_LENS = (16, 32, 64, 128)
@@ -48,15 +47,14 @@ def test_eager_fp32(benchmark, models, model, seq_len, threads):
 @pytest.mark.parametrize("recipe", ["fp32", "int8", "int4"])
 @pytest.mark.parametrize("model", MODELS)
 def test_pte(benchmark, models, programs, model, recipe, seq_len, threads):
-    from executorch.runtime import Runtime
+    from albert_edge.runtime import Program
 
-    register_quantized_ops()
     net, path = models[model], programs(model, recipe)
-    method = Runtime.get().load_program(path).load_method("forward")
-    inputs = list(example_inputs(net.config, seq_len))
+    program = Program(path)  # with the weight cache, as the runtime loads programs by default
+    inputs = program.check_inputs(*example_inputs(net.config, seq_len))
     benchmark.extra_info.update(model=model, program=f"pte-{recipe}", seq_len=seq_len, threads=threads,
-                                size_bytes=path.stat().st_size)
-    out = benchmark.pedantic(method.execute, args=(inputs,), warmup_rounds=3, rounds=20, iterations=1)[0]
+                                size_bytes=path.stat().st_size, weight_cache=program.weight_cache)
+    out = benchmark.pedantic(program.run_checked, args=(inputs,), warmup_rounds=3, rounds=20, iterations=1)[0]
     with torch.no_grad():
         want = net(*inputs)
     tolerance = {"fp32": 1e-4, "int8": 0.05, "int4": 0.5}[recipe]

@@ -45,6 +45,9 @@ data class UiState(
     val selectedThreads: Int = 0,
     val modelSizeBytes: Long? = null,
     val loadMillis: Double? = null,
+    /** Native heap the loaded program added: after load, and after its first forward (bytes). */
+    val heapAddedByLoad: Long? = null,
+    val heapAddedByFirstForward: Long? = null,
     val text: String = SAMPLES.first(),
     val result: Classification? = null,
 ) {
@@ -116,11 +119,14 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
         val program = located.manifest.program(name)
         classifier?.close()
         classifier = null
-        _state.update { it.copy(selectedProgram = name, selectedThreads = threads, modelSizeBytes = null, loadMillis = null) }
+        _state.update {
+            it.copy(selectedProgram = name, selectedThreads = threads, modelSizeBytes = null, loadMillis = null,
+                heapAddedByLoad = null, heapAddedByFirstForward = null)
+        }
         val file = BundleFiles.verified(located.dir, program.file)
         val loaded = ExecutorchClassifier.load(file, program, located.manifest, threads)
         classifier = loaded
-        _state.update { it.copy(modelSizeBytes = file.length(), loadMillis = loaded.loadMillis) }
+        _state.update { it.copy(modelSizeBytes = file.length(), loadMillis = loaded.loadMillis, heapAddedByLoad = loaded.heapAddedByLoad) }
     }
 
     private fun classifyCurrentText() {
@@ -138,7 +144,10 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
         val scores = PostProcess.topK(PostProcess.softmax(logits), manifest.labels, manifest.labels.size)
         val tokens = inputs.attentionMask.count { it == 1L }
         _state.update {
-            it.copy(result = Classification(text, model.program.name, model.numThreads, tokens, scores.first().label, scores, latency))
+            it.copy(
+                result = Classification(text, model.program.name, model.numThreads, tokens, scores.first().label, scores, latency),
+                heapAddedByFirstForward = model.heapAddedByFirstForward,
+            )
         }
     }
 

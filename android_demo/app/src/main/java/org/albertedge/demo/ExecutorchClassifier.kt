@@ -1,5 +1,6 @@
 package org.albertedge.demo
 
+import android.os.Debug
 import java.io.File
 import org.albertedge.textcore.BundleManifest
 import org.albertedge.textcore.ProgramInfo
@@ -25,8 +26,20 @@ class ExecutorchClassifier private constructor(
     val numThreads: Int,
     /** Wall time of `Module.load` plus loading the `forward` method, in milliseconds. */
     val loadMillis: Double,
+    /** Native heap ([Debug.getNativeHeapAllocatedSize]) just before `Module.load`, in bytes. */
+    private val heapBeforeLoad: Long,
+    /** Native heap the program added once loaded (packed weights, planned memory), in bytes. */
+    val heapAddedByLoad: Long,
 ) : AutoCloseable {
     private var closed = false
+
+    /**
+     * Native heap the program added by the end of its first `forward` (XNNPACK's workspace and
+     * buffers join the packed weights), in bytes; null until then. The `.pte` itself is mapped
+     * from its file (LOAD_MODE_MMAP), which the native heap does not count.
+     */
+    var heapAddedByFirstForward: Long? = null
+        private set
 
     /** Runs `forward` once and returns the first output (the logits), flattened row-major. */
     fun logits(inputs: ProgramInputs): FloatArray {
@@ -38,6 +51,7 @@ class ExecutorchClassifier private constructor(
             EValue.from(Tensor.fromBlob(inputs.tokenTypeIds, shape)),
         )
         check(outputs.isNotEmpty()) { "program ${program.name}: forward returned no outputs" }
+        if (heapAddedByFirstForward == null) heapAddedByFirstForward = Debug.getNativeHeapAllocatedSize() - heapBeforeLoad
         return outputs[0].toTensor().dataAsFloatArray
     }
 
@@ -66,6 +80,7 @@ class ExecutorchClassifier private constructor(
                     "program ${current?.program?.name} is still loaded; close it before loading another " +
                         "(ExecuTorch's thread pool is process-wide)"
                 }
+                val heapBefore = Debug.getNativeHeapAllocatedSize()
                 val start = System.nanoTime()
                 val module = Module.load(file.absolutePath, Module.LOAD_MODE_MMAP, numThreads)
                 try {
@@ -78,10 +93,11 @@ class ExecutorchClassifier private constructor(
                         )
                     }
                     val loadMillis = (System.nanoTime() - start) / 1e6
+                    val heapAdded = Debug.getNativeHeapAllocatedSize() - heapBefore
                     checkConstant(module, file, "get_max_seq_len", program.maxSeqLen.toLong())
                     checkConstant(module, file, "get_vocab_size", manifest.vocabSize.toLong())
                     checkConstant(module, file, "get_type_vocab_size", manifest.typeVocabSize.toLong())
-                    ExecutorchClassifier(module, program, numThreads, loadMillis).also { open = it }
+                    ExecutorchClassifier(module, program, numThreads, loadMillis, heapBefore, heapAdded).also { open = it }
                 } catch (e: RuntimeException) {
                     module.destroy()
                     throw e

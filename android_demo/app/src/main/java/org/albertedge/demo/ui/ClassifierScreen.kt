@@ -129,6 +129,11 @@ private fun ModelFacts(state: UiState) {
         if (it.dynamic) "dynamic length" else "fixed length (padded)"
     } ?: ""
     Text("Model size $size · load time $load · $shape", style = MaterialTheme.typography.bodyMedium)
+    val mb = { bytes: Long? -> bytes?.let { "+%.1f MB".format(Locale.US, it / 1e6) } ?: "–" }
+    Text(
+        "Native heap: ${mb(state.heapAddedByLoad)} after load, ${mb(state.heapAddedByFirstForward)} after the first forward",
+        style = MaterialTheme.typography.bodyMedium,
+    )
 }
 
 @Composable

@@ -42,15 +42,16 @@ default-model: $(CORPORA)
 
 # The main job: the shipped default model (tweet sentiment) classifies two texts, then is
 # exported to fp32 and int8 programs and compared with eager fp32 on its held-out test split
-# (accuracy, agreement, latency at 1 and 2 threads, size, memory); then albert-base-v2's shape
+# (accuracy, agreement, latency at 1 and 2 threads, size, memory with and without XNNPACK's
+# weight cache); then albert-base-v2's shape
 # (random weights) is exported and compared for latency, size and fidelity. Tables in the
 # terminal; report.json, report.md and plots in out/demo/default and out/demo/albert-base-v2.
 DEMO := out/demo
 demo: $(STAMP) $(CORPORA)
 	$(VENV)/bin/albert-edge classify "thanks, this is wonderful" "my flight got cancelled again"
-	$(VENV)/bin/albert-edge compare default --jobs 2 --out $(DEMO)/default
+	$(VENV)/bin/albert-edge compare default --jobs 2 --memory-without-cache --out $(DEMO)/default
 	$(VENV)/bin/albert-edge compare albert-base-v2 --head sequence-classification --tokenizer default \
-		--limit 32 --threads 2 --latency-inputs 4 --rounds 3 --jobs 2 --out $(DEMO)/albert-base-v2
+		--limit 32 --threads 2 --latency-inputs 4 --rounds 3 --jobs 2 --memory-without-cache --out $(DEMO)/albert-base-v2
 
 test: $(STAMP) $(CORPORA) $(KOTLIN)
 	$(PY) -m pytest

@@ -51,7 +51,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from albert_edge.checkpoint import HEADS
+    from albert_edge.config import HEADS
     from albert_edge.recipes import RECIPES
 
     p = sub.add_parser(

@@ -15,14 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from albert_edge.errors import DataError
 from albert_edge.tokenizer import AlbertTokenizer
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 MAX_LISTED = 5  # problems quoted in one error message
 
-
-class DataError(ValueError):
-    """A data file cannot be used; the message names the file, rows and what is accepted."""
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,21 @@ import numpy as np
 
 from albert_edge import __version__, metrics
 from albert_edge._machine import machine_info
-from albert_edge.bundle import MANIFEST_FILE, read_manifest, tokenizer_from_manifest, verify_files
-from albert_edge.checkpoint import DEFAULT_MODEL_NAME, load_model, resolve_model_path
+from albert_edge.bundle_format import (
+    MANIFEST_FILE,
+    read_manifest,
+    tokenizer_from_manifest,
+    verify_files,
+)
+from albert_edge.checkpoint import (
+    DEFAULT_MODEL_NAME,
+    load_model,
+    load_tokenizer,
+    resolve_model_path,
+)
 from albert_edge.config import PRESETS
 from albert_edge.datasets import DataError, Row, read_labelled
+from albert_edge.errors import HarnessError
 from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
@@ -52,10 +63,6 @@ REFERENCE = "eager-fp32"
 DEFAULT_DATA = "default"  # the default model's held-out set: the tweet sentiment test split
 MAX_FLIPS_LISTED = 200
 
-
-class HarnessError(RuntimeError):
-    """A comparison cannot run: bad settings, a model that does not match the bundle, or a
-    worker process that failed (its error and log are quoted)."""
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -402,7 +409,13 @@ class _Bar:
     def __enter__(self) -> "_Bar":
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), console=Console(stderr=True), transient=False)
@@ -498,8 +511,7 @@ def compare(
             if tokenizer is None:
                 raise HarnessError(f"{bundle_dir}: the bundle has no tokenizer; pass --tokenizer (a checkpoint "
                                    "directory, an spiece.model file, or 'default')")
-            tpath = Path(str(resolve_model_path(tokenizer)))
-            tok = AlbertTokenizer.from_pretrained(tpath) if tpath.is_dir() else AlbertTokenizer.from_file(tpath)
+            tok = load_tokenizer(tokenizer)
         labels = list(manifest["labels"])
         regression = task == "sequence-classification" and len(labels) == 1
         classification = task == "sequence-classification" and not regression

@@ -7,7 +7,7 @@ position and which value is wrong, and what would be accepted. The bounds come f
 methods every albert-edge program carries (``get_max_seq_len``, ``get_min_seq_len``,
 ``get_vocab_size``, ``get_type_vocab_size``; see ``lowering.program_constants``).
 
-``Bundle`` loads a bundle folder (see ``bundle.py`` and ``export/BUNDLE.md``): it validates the
+``Bundle`` loads a bundle folder (see ``bundle_format`` and ``export/BUNDLE.md``): it validates the
 manifest, verifies every file's size and sha256 before loading anything, loads the tokenizer and
 the programs, classifies texts, and replays the golden cases.
 """
@@ -17,9 +17,9 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import weakref
 import os
 import struct
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +29,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from albert_edge.bundle import (
-    BundleError,
+from albert_edge.backend_options import set_weight_cache
+from albert_edge.bundle_format import (
     golden_values,
     read_goldens,
     read_manifest,
     tokenizer_from_manifest,
     verify_files,
 )
-from albert_edge.backend_options import set_weight_cache
+from albert_edge.config import INPUT_NAMES
+from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
 from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 BOUND_METHODS = ("get_max_seq_len", "get_min_seq_len", "get_vocab_size", "get_type_vocab_size")
 
 # A .pte starts with a 4-byte flatbuffer root offset, then the file identifier "ET" + 2 digits,
@@ -55,12 +55,6 @@ _EXTENDED_HEADER = b"eh00"
 _LIVE_PROGRAMS: "weakref.WeakSet[Program]" = weakref.WeakSet()
 
 
-class ProgramError(ValueError):
-    """A ``.pte`` file cannot be used: missing, not a program, truncated, corrupt, or not ours."""
-
-
-class RuntimeInputError(ValueError):
-    """An input a program would reject; the message names the input, position and value."""
 
 
 def set_num_threads(n: int) -> None:
@@ -91,7 +85,9 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """Threads in ExecuTorch's CPU threadpool."""
-    from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
+    from executorch.extension.pybindings.portable_lib import (
+        _threadpool_get_thread_count,
+    )
 
     return int(_threadpool_get_thread_count())
 

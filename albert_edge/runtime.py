@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from albert_edge._quiet import native_stderr, quiet_libraries
 from albert_edge.backend_options import set_weight_cache
 from albert_edge.bundle_format import (
     golden_values,
@@ -39,9 +40,11 @@ from albert_edge.bundle_format import (
 )
 from albert_edge.config import INPUT_NAMES
 from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
+from albert_edge.quantize import register_quantized_ops
 from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
+quiet_libraries()  # before anything here imports ExecuTorch
 
 BOUND_METHODS = ("get_max_seq_len", "get_min_seq_len", "get_vocab_size", "get_type_vocab_size")
 
@@ -79,7 +82,8 @@ def set_num_threads(n: int) -> None:
             "program (Program(..., num_threads=n), Bundle.load(..., num_threads=n), --threads): "
             "resizing the pool under a loaded XNNPACK program crashes the process"
         )
-    _unsafe_reset_threadpool(n)
+    with native_stderr("resizing ExecuTorch's thread pool"):
+        _unsafe_reset_threadpool(n)
     log.info("ExecuTorch threadpool: %d thread(s)", n)
 
 
@@ -89,7 +93,8 @@ def get_num_threads() -> int:
         _threadpool_get_thread_count,
     )
 
-    return int(_threadpool_get_thread_count())
+    with native_stderr("starting ExecuTorch's thread pool"):  # cpuinfo's C++ log lines
+        return int(_threadpool_get_thread_count())
 
 
 def pte_layout(head: bytes) -> tuple[int, int, int] | None:
@@ -176,8 +181,6 @@ class Program:
                  name: str | None = None, weight_cache: bool = True) -> None:
         from executorch.extension.pybindings import portable_lib as et
 
-        from albert_edge.quantize import register_quantized_ops
-
         self._data: bytes | None = None  # a program loaded from bytes reads them for its lifetime
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._data = bytes(source)
@@ -196,11 +199,16 @@ class Program:
         # Programs with int8/int4 embeddings call ExecuTorch's quantized kernels; registering
         # them is cheap and harmless for programs that do not.
         register_quantized_ops()
+        with native_stderr(f"loading {self.name}"):  # ExecuTorch's C++ log lines: shown on failure or with -v
+            self._load(et, None if self._data is not None else path, weight_cache)
+
+    def _load(self, et: Any, path: Path | None, weight_cache: bool) -> None:
+        """Load the program (from ``path``, else from ``self._data``), read its bounds, load forward."""
         verification = et.Verification.InternalConsistency
         try:
             # From a path the runtime maps the file: no Python copy of its 10-50 MB.
             self._program = (et._load_program_from_buffer(self._data, program_verification=verification)
-                             if self._data is not None
+                             if path is None
                              else et._load_program(str(path), program_verification=verification))
         except RuntimeError as err:
             raise ProgramError(

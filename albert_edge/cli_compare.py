@@ -39,8 +39,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     """Redraw report.md and the plots from a report.json, and print the table."""
-    from albert_edge.harness import read_report
     from albert_edge.report import print_table, write_report
+    from albert_edge.report_schema import read_report
 
     report = read_report(args.report)
     out = Path(args.report)

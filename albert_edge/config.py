@@ -32,9 +32,12 @@ HEADS = {
 # the runtime's checks and the app all name them so.
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
-# Activations the model implements (see model.py). "gelu_new" and "gelu_pytorch_tanh" are the
-# tanh approximation; "gelu" is the exact erf form used by the v1 checkpoints.
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
+# Every hidden_act the model implements (transformers' names) and the function it is: GELU's
+# exact erf form (the v1 checkpoints), its tanh approximation, ReLU or SiLU. model.ACT_FNS maps
+# the forms to code; quantize swaps the GELU family for XNNPACK's GELU op.
+ACTIVATIONS = {"gelu": "gelu-erf", "gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh",
+               "gelu_fast": "gelu-tanh", "relu": "relu", "silu": "silu", "swish": "silu"}
+GELU_ACTIVATIONS = tuple(name for name, form in ACTIVATIONS.items() if form.startswith("gelu"))
 
 
 

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from albert_edge._io import atomic_write_text, read_json_object, replaced_dir
 from albert_edge.checkpoint import load_pretrained, save_pretrained
+from albert_edge.datasets import ClassificationExample
 from albert_edge.errors import TrainingError
 from albert_edge.metrics import classification_report
 from albert_edge.model import (
@@ -162,13 +163,6 @@ def classification_task(pad_id: int) -> Task:
 
     return Task("classification", ClassificationObjective, lambda ex: collate_classification(ex, pad_id),
                 counts, loss, figures)
-
-
-@dataclass(frozen=True)
-class ClassificationExample:
-    input_ids: tuple[int, ...]
-    token_type_ids: tuple[int, ...]
-    label: int | float
 
 
 def collate_classification(examples: Sequence[ClassificationExample], pad_id: int) -> dict[str, Tensor]:

@@ -91,6 +91,15 @@ class Worker:
         self.source, self.threads, self.kind = source, threads, kind
         with open(inputs, encoding="utf-8") as f:
             raw = json.load(f)
+        # The inputs are the host's, made before the baseline; a fixed-length program pads them
+        # after its load (it says its length), dynamic ones and eager use them as they are.
+        tensors = [self._tensors(r, None) for r in raw]
+        if kind == "pte":
+            torch.set_num_threads(1)
+        elif kind == "eager":
+            torch.set_num_threads(threads)
+        else:
+            raise ValueError(f"unknown worker kind {kind!r}")
         gc.collect()
         rss_before = rss_bytes()
         self.peak_reset = reset_peak_rss()
@@ -98,29 +107,26 @@ class Worker:
         if kind == "eager":
             from albert_edge.checkpoint import load_model
 
-            torch.set_num_threads(threads)
             model = load_model(source, head)
-            tensors = [self._tensors(r, None) for r in raw]
 
             def forward(x: tuple) -> Any:
                 with torch.inference_mode():
                     return model(*x)
             cache = None
-        elif kind == "pte":
+        else:
             from albert_edge.runtime import Program
 
-            torch.set_num_threads(1)
             program = Program(source, num_threads=threads, weight_cache=weight_cache)
-            self.program = program
-            pad = None if program.dynamic else (program.max_seq_len, int(raw[0].get("pad_id", 0)))
-            # Inputs are checked once here, not inside the timed calls.
-            tensors = [program.check_inputs(*self._tensors(r, pad)) for r in raw]
-            forward = program.run_checked
-            cache = program.weight_cache
-        else:
-            raise ValueError(f"unknown worker kind {kind!r}")
+            forward, cache = program.run_checked, program.weight_cache
         load_s = time.perf_counter() - start
         rss_after = rss_bytes()
+        if kind == "pte":
+            self.program = program
+            if not program.dynamic:
+                pad = (program.max_seq_len, int(raw[0].get("pad_id", 0)))
+                tensors = [self._tensors(r, pad) for r in raw]
+            # Inputs are checked once here, not inside the timed calls.
+            tensors = [program.check_inputs(*x) for x in tensors]
         start = time.perf_counter()
         forward(tensors[0])
         first_s = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""Atomic file writing: a reader sees the old file or the new one, never half of one."""
+"""Atomic writing of files and folders: a reader sees the old one or the new one, never half of one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -22,9 +23,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp makes the file 0600; give it the mode an ordinary open() would (0666 & ~umask).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -68,3 +67,33 @@ def swap_dir_into_place(new: Path, out: Path) -> None:
         os.rename(old, out)  # put the old folder back
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def replaced_dir(out: Path) -> Iterator[Path]:
+    """Build the new contents of folder ``out`` in the yielded temporary folder beside it.
+
+    When the block ends normally, every file in it is synced to disk and the folder is swapped
+    into place (an existing ``out`` is replaced as a whole); when it raises, the temporary folder
+    is removed and ``out`` stays as it was.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        swap_dir_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

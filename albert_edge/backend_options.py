@@ -91,6 +91,9 @@ def _library() -> _Library | str:
     """The option functions of the process's ExecuTorch runtime, or what was missing."""
     if not sys.platform.startswith("linux"):
         return f"the option calls are only wired up for Linux, not {sys.platform}"
+    from albert_edge._quiet import quiet_libraries
+
+    quiet_libraries()
     import executorch.extension.pybindings.portable_lib  # noqa: F401  (loads libexecutorch.so)
 
     path = _loaded_libexecutorch()

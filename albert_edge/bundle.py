@@ -1,54 +1,55 @@
-"""Bundles: the folder an app loads, holding programs, tokenizer, manifest and golden cases.
+"""Making bundles: lower a model once per recipe, run the golden cases, write the folder.
 
-A bundle is what ``albert-edge export`` writes (format specification: ``export/BUNDLE.md``)::
-
-    manifest.json      format, schema_version, task, labels, bounds, tokenizer settings, and one
-                       entry per program: file, recipe, inputs, outputs, size, sha256, delegation
-    model_<recipe>.pte one ExecuTorch program per recipe (e.g. model_fp32.pte, model_int8.pte)
-    spiece.model       the SentencePiece model (when the bundle has a tokenizer)
-    goldens.json       cases: texts -> token ids -> expected outputs of every program
-
-``write_bundle`` writes all of it into a temporary folder beside the target and renames it into
-place at the end, so a reader sees the old bundle or the new one, never a half-written one.
-``read_manifest`` and ``verify_files`` are what a loader runs first (``runtime.Bundle.load``).
+``export_bundle`` (``albert-edge export``) loads a model, lowers it per recipe (in worker
+processes with ``jobs > 1``) and calls ``write_bundle``, which computes the golden cases (eager
+fp32 and every program, through ``runtime.Program``) and writes programs, tokenizer, goldens and
+manifest into a temporary folder beside the target, renamed into place at the end: a reader sees
+the old bundle or the new one, never a half-written one. The format and its readers are
+``albert_edge.bundle_format``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import logging
 import math
 import os
-import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from albert_edge._io import read_json_object, swap_dir_into_place
 from albert_edge import __version__
-from albert_edge.checkpoint import HEADS, CheckpointError, resolve_model_path
-from albert_edge.tokenizer import AlbertTokenizer
-
-if TYPE_CHECKING:
-    from albert_edge.lowering import LoweredProgram
+from albert_edge._io import replaced_dir
+from albert_edge.bundle_format import (
+    FORMAT,
+    GOLDENS_FILE,
+    GOLDENS_FORMAT,
+    MANIFEST_FILE,
+    OUTPUTS,
+    SCHEMA_VERSION,
+    TOKENIZER_FILE,
+    file_entry,
+    golden_values,
+    input_specs,
+    is_bundle,
+    output_specs,
+    task_of,
+    tokenizer_settings,
+)
+from albert_edge.checkpoint import load_model, load_tokenizer, resolve_model_path
+from albert_edge.config import INPUT_NAMES
+from albert_edge.errors import BundleError
+from albert_edge.lowering import LoweredProgram, export_program
+from albert_edge.recipes import RECIPES
+from albert_edge.runtime import Program
+from albert_edge.tokenizer import SPIECE_MODEL, TOKENIZER_JSON, AlbertTokenizer
 
 log = logging.getLogger(__name__)
 
-FORMAT = "albert-edge-bundle"
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
-GOLDENS_FORMAT = "albert-edge-goldens"
-MANIFEST_FILE = "manifest.json"
-GOLDENS_FILE = "goldens.json"
-TOKENIZER_FILE = "spiece.model"
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 DEFAULT_MAX_SEQ_LEN = 128
 DEFAULT_RECIPES = ("fp32", "int8")
 
@@ -62,18 +63,7 @@ FP32_ATOL = 1e-4
 QUANTIZED_ATOL = 1e-3
 TOLERANCE_FACTOR = 4.0
 
-ARCHITECTURE_TASKS = {arch: task for task, arch in HEADS.items()}
 
-# Output names per architecture, in the order the program returns them, with their shapes
-# ("seq" is the input length S; named dimensions are filled from the config).
-OUTPUTS: dict[str, tuple[tuple[str, tuple[int | str, ...]], ...]] = {
-    "AlbertModel": (("last_hidden_state", (1, "seq", "hidden_size")), ("pooled_output", (1, "hidden_size"))),
-    "AlbertForPreTraining": (("mlm_logits", (1, "seq", "vocab_size")), ("sop_logits", (1, "num_labels"))),
-    "AlbertForMaskedLM": (("logits", (1, "seq", "vocab_size")),),
-    "AlbertForSequenceClassification": (("logits", (1, "num_labels")),),
-    "AlbertForTokenClassification": (("logits", (1, "seq", "num_labels")),),
-    "AlbertForQuestionAnswering": (("start_logits", (1, "seq")), ("end_logits", (1, "seq"))),
-}
 
 # Texts for the golden cases: short and long, cased, accented, digits, punctuation, empty. The
 # longest one is built per bundle to exceed max_seq_len, so truncation is always covered.
@@ -92,28 +82,14 @@ DEFAULT_GOLDEN_TEXTS = (
 )
 _LONG_TEXT_WORDS = "the quick brown fox jumps over the lazy dog while seven wizards quietly judge boxing".split()
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
-
-class BundleError(ValueError):
-    """A bundle that cannot be written or read; the message names the file, field and value."""
 
 
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
-def golden_values(t: Tensor, stride: int) -> list[float]:
-    """Every ``stride``-th value of ``t`` (row-major), as floats that round-trip float32."""
-    flat = t.detach().reshape(-1)[::stride].float().tolist()
-    return [float(f"{x:.9g}") for x in flat]
 
 
 def _round_up(x: float, digits: int = 3) -> float:
@@ -128,40 +104,10 @@ def _stride(numel: int) -> int:
     return max(1, math.ceil(numel / GOLDEN_MAX_VALUES))
 
 
-def _task(model: nn.Module) -> tuple[str, str]:
-    arch = type(model).__name__
-    if arch not in ARCHITECTURE_TASKS:
-        raise BundleError(f"model class {arch} is not an ALBERT head; accepted: {', '.join(ARCHITECTURE_TASKS)}")
-    return arch, ARCHITECTURE_TASKS[arch]
 
 
-def output_specs(model: nn.Module) -> list[dict[str, Any]]:
-    """Manifest ``outputs`` of ``model``'s head: name, dtype, shape ("seq" = input length)."""
-    arch, _ = _task(model)
-    c = model.config
-    dims = {"hidden_size": c.hidden_size, "vocab_size": c.vocab_size, "num_labels": c.num_labels}
-    return [
-        {"name": name, "dtype": "float32", "shape": [dims.get(d, d) if isinstance(d, str) else d for d in shape]}
-        for name, shape in OUTPUTS[arch]
-    ]
 
 
-def input_specs(config: Any, max_seq_len: int, dynamic: bool) -> list[dict[str, Any]]:
-    """Manifest ``inputs``: int64, shape (1, "seq"), seq in [min_seq_len, max_seq_len], value range."""
-    value_max = {"input_ids": config.vocab_size - 1, "attention_mask": 1, "token_type_ids": config.type_vocab_size - 1}
-    return [
-        {
-            "name": name,
-            "dtype": "int64",
-            "shape": [1, "seq"],
-            "min_seq_len": 1 if dynamic else max_seq_len,
-            "max_seq_len": max_seq_len,
-            "dynamic": dynamic,
-            "min_value": 0,
-            "max_value": value_max[name],
-        }
-        for name in INPUT_NAMES
-    ]
 
 
 def long_text(max_seq_len: int) -> str:
@@ -231,9 +177,7 @@ def compute_goldens(
     device replay can compare tightly; the tolerance per program is derived from how far the
     program is from eager (see ``FP32_ATOL``, ``QUANTIZED_ATOL``, ``TOLERANCE_FACTOR``).
     """
-    from albert_edge.runtime import Program
-
-    arch, task = _task(model)
+    arch, task = task_of(model)
     names = [name for name, _ in OUTPUTS[arch]]
     cases = _golden_inputs(tokenizer, texts, model.config, max_seq_len, dynamic)
     programs = {name: Program(path) for name, path in program_files.items()}
@@ -282,7 +226,7 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     if out.exists():
         if not out.is_dir():
             raise BundleError(f"{out}: exists and is not a folder; choose another --out")
-        if any(out.iterdir()) and not _is_bundle(out):
+        if any(out.iterdir()) and not is_bundle(out):
             raise BundleError(
                 f"{out}: exists and is not an albert-edge bundle (no {MANIFEST_FILE} with format "
                 f"{FORMAT!r}); a bundle replaces its folder, so choose a new or empty folder"
@@ -290,40 +234,14 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def _is_bundle(path: Path) -> bool:
-    try:
-        data = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
 
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
-    return {"file": path.name, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def tokenizer_settings(tokenizer: AlbertTokenizer, path: Path, max_seq_len: int, dynamic: bool) -> dict[str, Any]:
-    """Manifest ``tokenizer``: the file, its hash, preprocessing flags, special ids, encoding."""
-    return {
-        **_file_entry(path),
-        "type": "sentencepiece-unigram",
-        "do_lower_case": tokenizer.do_lower_case,
-        "keep_accents": tokenizer.keep_accents,
-        "split_digit_comma": tokenizer.split_digit_comma,
-        "vocab_size": tokenizer.vocab_size,
-        "pad_id": tokenizer.pad_id,
-        "unk_id": tokenizer.unk_id,
-        "cls_id": tokenizer.cls_id,
-        "sep_id": tokenizer.sep_id,
-        "mask_id": tokenizer.mask_id,
-        "max_length": max_seq_len,
-        "truncation": "longest_first",
-        "padding": "do_not_pad" if dynamic else "max_length",
-    }
 
 
 def _check_programs(programs: Sequence[LoweredProgram], config: Any, tokenizer: AlbertTokenizer | None) -> None:
@@ -370,16 +288,14 @@ def write_bundle(
     nothing is left behind and an old bundle stays as it was. Returns ``out_dir``.
     """
     out = check_out_dir(out_dir)
-    arch, task = _task(model)
+    arch, task = task_of(model)
     config = model.config
     _check_programs(programs, config, tokenizer)
     max_seq_len, dynamic = programs[0].max_seq_len, programs[0].dynamic
     texts = list(golden_texts) if golden_texts is not None else default_golden_texts(max_seq_len)
     et_version = importlib.metadata.version("executorch")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with replaced_dir(out) as tmp:
         entries, files = [], {}
         for p in programs:
             path = tmp / f"model_{p.recipe.name}.pte"
@@ -387,7 +303,7 @@ def write_bundle(
             files[p.recipe.name] = path
             entries.append({
                 "name": p.recipe.name,
-                **_file_entry(path),
+                **file_entry(path),
                 "method": "forward",
                 "recipe": p.recipe.to_dict(),
                 "inputs": input_specs(config, max_seq_len, dynamic),
@@ -417,196 +333,12 @@ def write_bundle(
             "pad_token_id": config.pad_token_id,
             "default_program": "int8" if "int8" in names else names[0],
             "tokenizer": tok_entry,
-            "goldens": {**_file_entry(tmp / GOLDENS_FILE), "num_cases": len(goldens["cases"])},
+            "goldens": {**file_entry(tmp / GOLDENS_FILE), "num_cases": len(goldens["cases"])},
             "programs": entries,
         }
         _write_json(tmp / MANIFEST_FILE, manifest)
-        for path in tmp.iterdir():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o777 & ~_umask())
-        swap_dir_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("wrote bundle %s: %s", out, ", ".join(f.name for f in sorted(out.iterdir())))
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# ---- reading ------------------------------------------------------------------------------
-
-_TOP_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "created_by": str,
-    "task": str,
-    "architecture": str,
-    "labels": list,
-    "max_seq_len": int,
-    "vocab_size": int,
-    "type_vocab_size": int,
-    "tokenizer": (dict, type(None)),
-    "goldens": (dict, type(None)),
-    "programs": list,
-}
-_PROGRAM_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "name": str,
-    "file": str,
-    "size_bytes": int,
-    "sha256": str,
-    "recipe": dict,
-    "inputs": list,
-    "outputs": list,
-}
-_FILE_FIELDS: dict[str, type | tuple[type, ...]] = {"file": str, "size_bytes": int, "sha256": str}
-
-
-def _type_names(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {dict: "object", list: "array", str: "string", int: "integer", type(None): "null"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def _require(obj: dict[str, Any], fields: dict[str, Any], where: str) -> None:
-    for name, kind in fields.items():
-        if name not in obj:
-            raise BundleError(f"{where}: required field {name!r} is missing")
-        value = obj[name]
-        if isinstance(value, bool) or not isinstance(value, kind):
-            raise BundleError(f"{where}: field {name!r} must be {_type_names(kind)}, got {value!r}")
-
-
-def _check_file_name(name: str, where: str) -> None:
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise BundleError(f"{where}: file {name!r} must be a plain file name inside the bundle folder")
-
-
-def _check_file_entry(entry: dict[str, Any], where: str) -> None:
-    _require(entry, _FILE_FIELDS, where)
-    _check_file_name(entry["file"], where)
-    if not _SHA256_RE.match(entry["sha256"]):
-        raise BundleError(f"{where}: sha256 must be 64 lower-case hex digits, got {entry['sha256']!r}")
-
-
-def read_manifest(bundle_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``bundle_dir/manifest.json``: format, schema_version, required fields
-    and types, plain file names, and that every named file is present. Raises BundleError."""
-    root = Path(bundle_dir)
-    path = root / MANIFEST_FILE
-    if not root.is_dir():
-        raise BundleError(f"{root}: no such bundle folder")
-    if not path.is_file():
-        raise BundleError(f"{root}: not a bundle: no {MANIFEST_FILE} (expected the folder `albert-edge export` writes)")
-    manifest = read_json_object(path, BundleError)
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
-    version = manifest.get("schema_version")
-    if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):
-        supported = ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
-        raise BundleError(
-            f"{path}: schema_version {version!r} is not supported by albert-edge {__version__} "
-            f"(supported: {supported}); use a matching albert-edge or re-export the bundle"
-        )
-    _require(manifest, _TOP_FIELDS, str(path))
-    if manifest["task"] not in HEADS:
-        raise BundleError(f"{path}: task {manifest['task']!r} is not one of {', '.join(HEADS)}")
-    if not manifest["programs"]:
-        raise BundleError(f"{path}: programs is empty; a bundle has at least one program")
-    files: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for i, entry in enumerate(manifest["programs"]):
-        where = f"{path}: programs[{i}]"
-        if not isinstance(entry, dict):
-            raise BundleError(f"{where} must be an object, got {entry!r}")
-        _require(entry, _PROGRAM_FIELDS, where)
-        _check_file_entry(entry, where)
-        if entry["name"] in seen:
-            raise BundleError(f"{where}: program name {entry['name']!r} is used twice")
-        seen.add(entry["name"])
-        if [x.get("name") for x in entry["inputs"] if isinstance(x, dict)] != list(INPUT_NAMES):
-            raise BundleError(f"{where}: inputs must be {list(INPUT_NAMES)} in that order")
-        files.append((entry["file"], f"programs[{i}].file"))
-    for key in ("tokenizer", "goldens"):
-        if manifest[key] is not None:
-            _check_file_entry(manifest[key], f"{path}: {key}")
-            files.append((manifest[key]["file"], f"{key}.file"))
-    for name, field_name in files:
-        if not (root / name).is_file():
-            raise BundleError(f"{root / name}: missing (manifest.json {field_name} names it)")
-    return manifest
-
-
-def _entries_with_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    entries = list(manifest["programs"])
-    entries += [manifest[k] for k in ("tokenizer", "goldens") if manifest.get(k) is not None]
-    return entries
-
-
-def verify_files(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> None:
-    """Check every file the manifest names against its size_bytes and sha256 (BundleError)."""
-    root = Path(bundle_dir)
-    for entry in _entries_with_files(manifest):
-        path = root / entry["file"]
-        size = path.stat().st_size
-        if size != entry["size_bytes"]:
-            raise BundleError(
-                f"{path}: size is {size} bytes, manifest.json expects {entry['size_bytes']} "
-                "(truncated or replaced); copy the bundle again or re-export it"
-            )
-        actual = sha256_file(path)
-        if actual != entry["sha256"]:
-            raise BundleError(
-                f"{path}: sha256 is {actual}, manifest.json expects {entry['sha256']} "
-                "(the file was changed or corrupted); copy the bundle again or re-export it"
-            )
-
-
-def tokenizer_from_manifest(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> AlbertTokenizer | None:
-    """The bundle's tokenizer with the manifest's settings, its special ids checked; or None."""
-    settings = manifest.get("tokenizer")
-    if settings is None:
-        return None
-    path = Path(bundle_dir) / settings["file"]
-    tokenizer = AlbertTokenizer(
-        path.read_bytes(),
-        do_lower_case=bool(settings.get("do_lower_case", True)),
-        keep_accents=bool(settings.get("keep_accents", False)),
-        split_digit_comma=bool(settings.get("split_digit_comma", False)),
-        source=str(path),
-    )
-    for role in ("pad", "unk", "cls", "sep", "mask"):
-        expected = settings.get(f"{role}_id")
-        actual = getattr(tokenizer, f"{role}_id")
-        if expected is not None and expected != actual:
-            raise BundleError(
-                f"{path}: {role} id is {actual} but manifest.json tokenizer.{role}_id is {expected}"
-            )
-    return tokenizer
-
-
-def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The bundle's ``goldens.json``, checked for format and one entry per program."""
-    if manifest.get("goldens") is None:
-        raise BundleError(f"{bundle_dir}: this bundle has no golden cases (manifest.json goldens is null)")
-    path = Path(bundle_dir) / manifest["goldens"]["file"]
-    goldens = read_json_object(path, BundleError)
-    if goldens.get("format") != GOLDENS_FORMAT:
-        raise BundleError(f"{path}: format must be {GOLDENS_FORMAT!r}")
-    if goldens.get("schema_version") not in SUPPORTED_SCHEMA_VERSIONS:
-        raise BundleError(f"{path}: schema_version {goldens.get('schema_version')!r} is not supported")
-    names = [p["name"] for p in manifest["programs"]]
-    for i, case in enumerate(goldens.get("cases", [])):
-        missing = [n for n in names if n not in case.get("programs", {})]
-        if missing:
-            raise BundleError(f"{path}: cases[{i}] has no expected outputs for program(s) {missing}")
-    missing = [n for n in names if n not in goldens.get("tolerances", {})]
-    if missing:
-        raise BundleError(f"{path}: tolerances has no entry for program(s) {missing}")
-    return goldens
 
 
 # ---- export: model name -> bundle ------------------------------------------------------------
@@ -641,10 +373,6 @@ def export_bundle(
         are seeded, so its weights are the same. 1 (the default) lowers in this process.
     Everything a user can get wrong is checked before the first (slow) lowering.
     """
-    from albert_edge.checkpoint import load_model
-    from albert_edge.lowering import export_program
-    from albert_edge.recipes import RECIPES
-
     def step(message: str) -> None:
         log.info("%s", message)
         if progress is not None:
@@ -700,10 +428,6 @@ def _lower_in_worker(
 ) -> LoweredProgram:
     """One recipe of ``export_bundle(jobs > 1)``, run in a worker process: load the model here
     (a preset is seeded, so its weights are the parent's) and lower it."""
-    from albert_edge.checkpoint import load_model
-    from albert_edge.lowering import export_program
-    from albert_edge.recipes import RECIPES
-
     torch.set_num_threads(1)  # `jobs` workers share the cores; more threads would oversubscribe
     net = load_model(model, head)
     return export_program(net, RECIPES[recipe], max_seq_len=max_seq_len, dynamic=dynamic)
@@ -753,11 +477,8 @@ def _lower_in_workers(
 
 
 def _resolve_tokenizer(model: str | os.PathLike, tokenizer: str | os.PathLike | None) -> AlbertTokenizer | None:
-    from albert_edge.tokenizer import SPIECE_MODEL, TOKENIZER_JSON
-
     if tokenizer is not None:
-        path = Path(resolve_model_path(tokenizer))  # "default": the shipped model's tokenizer
-        return AlbertTokenizer.from_pretrained(path) if path.is_dir() else AlbertTokenizer.from_file(path)
+        return load_tokenizer(tokenizer)
     path = Path(model)
     if path.is_dir() and ((path / SPIECE_MODEL).is_file() or (path / TOKENIZER_JSON).is_file()):
         return AlbertTokenizer.from_pretrained(path)

@@ -22,8 +22,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from albert_edge._io import atomic_write
-from albert_edge.config import PRESETS, AlbertConfig, ConfigError
+from albert_edge.config import HEADS, PRESETS, AlbertConfig, ConfigError
+from albert_edge.errors import CheckpointError
 from albert_edge.model import ARCHITECTURES, AlbertModel, AlbertPreTrainedModel
+from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +44,8 @@ IGNORED_KEY_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 # heads may be freshly initialised.
 ENCODER_PREFIXES = ("embeddings.", "encoder.")
 
-# Short head names accepted wherever a head is chosen (CLI, load_pretrained).
-HEADS = {
-    "base": "AlbertModel",
-    "pretraining": "AlbertForPreTraining",
-    "masked-lm": "AlbertForMaskedLM",
-    "sequence-classification": "AlbertForSequenceClassification",
-    "token-classification": "AlbertForTokenClassification",
-    "question-answering": "AlbertForQuestionAnswering",
-}
-
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or does not fit its config; the message names the file."""
 
 
 # The shipped default model (albert_edge/default_model/, built by albert_edge.make_default).
@@ -79,6 +68,13 @@ def default_model_dir() -> Path:
 def resolve_model_path(name_or_path: str | os.PathLike) -> str | os.PathLike:
     """``default`` -> the shipped model's folder; anything else unchanged."""
     return default_model_dir() if str(name_or_path) == DEFAULT_MODEL_NAME else name_or_path
+
+
+def load_tokenizer(source: str | os.PathLike) -> AlbertTokenizer:
+    """A tokenizer from a checkpoint directory (its spiece.model or tokenizer.json), an
+    ``spiece.model`` file, or ``default`` (the shipped model's)."""
+    path = Path(resolve_model_path(source))
+    return AlbertTokenizer.from_pretrained(path) if path.is_dir() else AlbertTokenizer.from_file(path)
 
 
 def resolve_head(head: str | type[AlbertPreTrainedModel], where: str = "head") -> type[AlbertPreTrainedModel]:

@@ -8,10 +8,10 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from albert_edge import __version__
 from albert_edge.cli_args import add_weight_cache_flag
+from albert_edge.errors import AlbertEdgeError
 
 log = logging.getLogger("albert_edge")
 
@@ -44,10 +44,9 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
     """Print one JSON object per text: ids, tokens, token types and offsets."""
-    from albert_edge.tokenizer import AlbertTokenizer
+    from albert_edge.checkpoint import load_tokenizer
 
-    path = Path(args.tokenizer)
-    tok = AlbertTokenizer.from_pretrained(path) if path.is_dir() else AlbertTokenizer.from_file(path)
+    tok = load_tokenizer(args.tokenizer)
     texts = args.text or [line.rstrip("\n") for line in sys.stdin]
     for text in texts:
         enc = tok.encode(text, args.pair, max_length=args.max_length)
@@ -78,7 +77,8 @@ def summary_table(manifest: dict) -> str:
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Lower a model once per recipe and write a bundle; print a summary table."""
-    from albert_edge.bundle import DEFAULT_RECIPES, export_bundle, read_manifest
+    from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
+    from albert_edge.bundle_format import read_manifest
 
     out = export_bundle(args.model, args.out, args.recipes or DEFAULT_RECIPES, max_seq_len=args.max_seq_len,
                         dynamic=not args.fixed_length, head=args.head, tokenizer=args.tokenizer,
@@ -116,7 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from albert_edge.checkpoint import HEADS
+    from albert_edge.config import HEADS
 
     parser = argparse.ArgumentParser(
         prog="albert-edge", description="ALBERT from a checkpoint to a phone."
@@ -200,13 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from albert_edge.errors import USER_ERRORS
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         args.func(args)
-    except USER_ERRORS as err:
+    except AlbertEdgeError as err:
         print(f"albert-edge: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -39,8 +39,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     """Redraw report.md and the plots from a report.json, and print the table."""
-    from albert_edge.harness import read_report
     from albert_edge.report import print_table, write_report
+    from albert_edge.report_schema import read_report
 
     report = read_report(args.report)
     out = Path(args.report)
@@ -51,7 +51,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    from albert_edge.checkpoint import HEADS
+    from albert_edge.config import HEADS
     from albert_edge.recipes import RECIPES
 
     p = sub.add_parser(

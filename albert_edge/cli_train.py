@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from albert_edge.training import OPTIMIZERS, TrainingArgs, TrainingError
+from albert_edge.errors import TrainingError
+from albert_edge.training_args import OPTIMIZERS, TrainingArgs
 
 
 def _training_args(a: argparse.Namespace) -> TrainingArgs:

@@ -10,19 +10,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from albert_edge._io import atomic_write_text, read_json_object
+from albert_edge.errors import ConfigError
 
-# Activations the model implements (see model.py). "gelu_new" and "gelu_pytorch_tanh" are the
-# tanh approximation; "gelu" is the exact erf form used by the v1 checkpoints.
-ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
+# Short head names accepted wherever a head is chosen (CLI, load_pretrained), and the model
+# class (config.json "architectures") each names; a bundle's task is one of these names.
+HEADS = {
+    "base": "AlbertModel",
+    "pretraining": "AlbertForPreTraining",
+    "masked-lm": "AlbertForMaskedLM",
+    "sequence-classification": "AlbertForSequenceClassification",
+    "token-classification": "AlbertForTokenClassification",
+    "question-answering": "AlbertForQuestionAnswering",
+}
 
+# The inputs of every exported program, in order: int64 tensors of shape (1, S). The manifest,
+# the runtime's checks and the app all name them so.
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and what is accepted."""
+# Every hidden_act the model implements (transformers' names) and the function it is: GELU's
+# exact erf form (the v1 checkpoints), its tanh approximation, ReLU or SiLU. model.ACT_FNS maps
+# the forms to code; quantize swaps the GELU family for XNNPACK's GELU op.
+ACTIVATIONS = {"gelu": "gelu-erf", "gelu_new": "gelu-tanh", "gelu_pytorch_tanh": "gelu-tanh",
+               "gelu_fast": "gelu-tanh", "relu": "relu", "silu": "silu", "swish": "silu"}
+GELU_ACTIVATIONS = tuple(name for name, form in ACTIVATIONS.items() if form.startswith("gelu"))
+
 
 
 @dataclass(frozen=True)

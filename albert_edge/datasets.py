@@ -15,14 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from albert_edge.errors import DataError
 from albert_edge.tokenizer import AlbertTokenizer
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 MAX_LISTED = 5  # problems quoted in one error message
 
-
-class DataError(ValueError):
-    """A data file cannot be used; the message names the file, rows and what is accepted."""
 
 
 @dataclass(frozen=True)
@@ -148,13 +146,20 @@ def read_labelled(
     return rows
 
 
+@dataclass(frozen=True)
+class ClassificationExample:
+    """One encoded row for the training loop (no padding; collated per batch)."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    label: int | float
+
+
 def encode_rows(rows: Sequence[Row], tokenizer: AlbertTokenizer, labels: Sequence[str] | None,
-                max_seq_len: int) -> list:
+                max_seq_len: int) -> list[ClassificationExample]:
     """Token ids for the training loop: ClassificationExample per row ([CLS] a [SEP] (b [SEP]),
     truncated longest-first to `max_seq_len`, no padding). `labels` maps label names to ids; None
     means regression."""
-    from albert_edge.training import ClassificationExample
-
     index = {name: i for i, name in enumerate(labels)} if labels is not None else None
     out = []
     for r in rows:

@@ -38,24 +38,31 @@ import numpy as np
 
 from albert_edge import __version__, metrics
 from albert_edge._machine import machine_info
-from albert_edge.bundle import MANIFEST_FILE, read_manifest, tokenizer_from_manifest, verify_files
-from albert_edge.checkpoint import DEFAULT_MODEL_NAME, load_model, resolve_model_path
+from albert_edge.bundle import export_bundle
+from albert_edge.bundle_format import (
+    MANIFEST_FILE,
+    read_manifest,
+    tokenizer_from_manifest,
+    verify_files,
+)
+from albert_edge.checkpoint import (
+    DEFAULT_MODEL_NAME,
+    load_model,
+    load_tokenizer,
+    resolve_model_path,
+)
 from albert_edge.config import PRESETS
 from albert_edge.datasets import DataError, Row, read_labelled
+from albert_edge.errors import HarnessError
+from albert_edge.report import write_report
+from albert_edge.report_schema import REPORT_FORMAT, REPORT_SCHEMA_VERSION
 from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
 
-REPORT_FORMAT = "albert-edge-compare-report"
-REPORT_SCHEMA_VERSION = 2  # 2: memory per worker and per program (weight cache on / off)
 REFERENCE = "eager-fp32"
 DEFAULT_DATA = "default"  # the default model's held-out set: the tweet sentiment test split
 MAX_FLIPS_LISTED = 200
-
-
-class HarnessError(RuntimeError):
-    """A comparison cannot run: bad settings, a model that does not match the bundle, or a
-    worker process that failed (its error and log are quoted)."""
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -402,7 +409,13 @@ class _Bar:
     def __enter__(self) -> "_Bar":
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), console=Console(stderr=True), transient=False)
@@ -428,6 +441,205 @@ class _Bar:
         if self._progress is not None:
             self._progress.console.print(message)
         log.info("%s", message)
+
+
+# ---- the comparison: named steps over a plan ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is compared: the fp32 reference model and the bundle of programs."""
+
+    model_source: str  # a checkpoint directory, "default" or a preset name
+    bundle_dir: Path
+    export: bool  # the bundle is exported first (to OUT/bundle)
+    random_weights: bool  # a preset: seeded random weights, so no accuracy
+
+
+def resolve_target(model_or_bundle: str | os.PathLike, model: str | os.PathLike | None, out: Path) -> Target:
+    """A bundle folder with ``model`` naming its reference, or a model to export into OUT/bundle."""
+    target = Path(str(model_or_bundle))
+    if _is_bundle(target):
+        if model is None:
+            raise HarnessError(f"{target} is a bundle: it holds no PyTorch weights for the fp32 reference; name "
+                               "the model it was exported from with --model (a checkpoint directory, "
+                               "'default' or a preset name)")
+        source, bundle_dir, export = str(model), target, False
+    else:
+        if model is not None:
+            raise HarnessError(f"--model is only for a bundle; {target} is not a bundle folder (no manifest.json)")
+        source, bundle_dir, export = str(model_or_bundle), out / "bundle", True
+    return Target(source, bundle_dir, export, source in PRESETS and not Path(source).is_dir())
+
+
+def data_for(target: Target, data: DataSettings) -> DataSettings:
+    """``data``, or the default model's evaluation set where it is the default (the default model
+    and presets); any other model needs a file."""
+    if data.path is not None:
+        return data
+    if target.model_source != DEFAULT_MODEL_NAME and not target.random_weights:
+        raise HarnessError("no --data given: name a labelled CSV/TSV/JSONL file (or --data default for the "
+                           "default model's evaluation set)")
+    return DataSettings(DEFAULT_DATA, limit=data.limit)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the measurements need, settled before any worker starts."""
+
+    target: Target
+    head: str | None
+    data: DataSettings
+    latency: LatencySettings
+    manifest: dict[str, Any]
+    eval_set: EvalSet
+    specs: list[ProgramSpec]  # the reference first, then the bundle's programs
+    probe_lengths: list[int]
+    inputs: list[dict[str, Any]]  # every evaluation example, then the probes
+    timed: list[int]  # indices into inputs: the latency set
+    weight_cache: bool
+    memory_without_cache: bool
+    profile: bool
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["labels"])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.manifest["max_seq_len"])
+
+    @property
+    def regression(self) -> bool:
+        return self.manifest["task"] == "sequence-classification" and len(self.labels) == 1
+
+    @property
+    def classification(self) -> bool:
+        return self.manifest["task"] == "sequence-classification" and not self.regression
+
+    @property
+    def scored(self) -> bool:
+        return self.manifest["task"] == "sequence-classification" and not self.target.random_weights
+
+    @property
+    def n_eval(self) -> int:
+        return len(self.eval_set.rows)
+
+    @property
+    def timed_lengths(self) -> list[int]:
+        return [len(self.inputs[i]["input_ids"]) for i in self.timed]
+
+
+def plan_comparison(target: Target, reference: Any, head: str | None, data: DataSettings,
+                    latency: LatencySettings, tokenizer: str | os.PathLike | None, *, weight_cache: bool,
+                    memory_without_cache: bool, profile: bool) -> Plan:
+    """Read and check the bundle (files, the reference matches it, a tokenizer), read and
+    tokenize the data, and fix the inputs: every example, then one probe per probe length."""
+    bundle_dir = target.bundle_dir
+    manifest = read_manifest(bundle_dir)
+    verify_files(bundle_dir, manifest)
+    check_model_matches(reference, manifest, bundle_dir)
+    tok = tokenizer_from_manifest(bundle_dir, manifest)
+    if tok is None:
+        if tokenizer is None:
+            raise HarnessError(f"{bundle_dir}: the bundle has no tokenizer; pass --tokenizer (a checkpoint "
+                               "directory, an spiece.model file, or 'default')")
+        tok = load_tokenizer(tokenizer)
+    seq_len = int(manifest["max_seq_len"])
+    probe_lengths = (list(latency.probe_lengths) if latency.probe_lengths is not None
+                     else default_probe_lengths(seq_len))
+    bad = [n for n in probe_lengths if not 1 <= n <= seq_len]
+    if bad:
+        raise HarnessError(f"probe lengths {bad} are outside [1, {seq_len}] (the bundle's max_seq_len)")
+    task, labels = manifest["task"], list(manifest["labels"])
+    regression = task == "sequence-classification" and len(labels) == 1
+    labelled = task == "sequence-classification" and not regression and not target.random_weights
+    eval_set = load_eval_set(data, tok, labels if labelled else None, regression, seq_len)
+    if any(i >= manifest["vocab_size"] for ids in eval_set.input_ids for i in ids):
+        raise HarnessError(f"the tokenizer produces ids >= the model's vocab_size {manifest['vocab_size']}; "
+                           "use the model's own tokenizer")
+    probes = probe_inputs(eval_set, tok, probe_lengths)
+    inputs = [{"input_ids": a, "token_type_ids": b, "pad_id": tok.pad_id}
+              for a, b in zip(eval_set.input_ids, eval_set.token_type_ids)]
+    n_eval = len(inputs)
+    inputs += [{**p, "pad_id": tok.pad_id} for p in probes]
+    timed = spread_indices(eval_set.lengths, latency.data_inputs) + list(range(n_eval, len(inputs)))
+    specs = [_eager_spec(target.model_source, reference), *_pte_specs(bundle_dir, manifest)]
+    return Plan(target, head, data, latency, manifest, eval_set, specs, probe_lengths, inputs, timed,
+                weight_cache, memory_without_cache, profile)
+
+
+@dataclass
+class Measurements:
+    """What the workers measured, per program name."""
+
+    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # first output per example
+    latency: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # one entry per thread count
+    without_cache: dict[str, dict[str, Any]] = field(default_factory=dict)  # memory with the cache off
+
+
+def measure(plan: Plan, work: Path, bar: _Bar) -> Measurements:
+    """Every program in its own worker per thread count: outputs on every example (with the first
+    thread count), then warm-up and interleaved timed rounds; then, if asked, memory without the
+    weight cache."""
+    work.mkdir(parents=True, exist_ok=True)
+    inputs_file = work / "inputs.json"
+    inputs_file.write_text(json.dumps(plan.inputs), encoding="utf-8")
+    m = Measurements(latency={s.name: [] for s in plan.specs})
+    threads = plan.latency.threads
+    for i, t in enumerate(threads):
+        _measure_at(plan, t, inputs_file, work, bar, m, outputs=i == 0, profile=plan.profile and i == len(threads) - 1)
+    if plan.memory_without_cache:
+        _memory_without_cache(plan, max(threads), inputs_file, work, bar, m)
+    return m
+
+
+def _measure_at(plan: Plan, threads: int, inputs_file: Path, work: Path, bar: _Bar, m: Measurements, *,
+                outputs: bool, profile: bool) -> None:
+    workers: list[WorkerProcess] = []
+    try:
+        for s in plan.specs:  # started together: the imports overlap; loading is timed one by one
+            workers.append(WorkerProcess(s, threads, work / f"{s.name}-{threads}t.log"))
+        advance = bar.task(f"start     {threads} thread(s)", 2 * len(workers))
+        for w in workers:
+            w.wait_ready()
+            advance(1)
+        loads = {}
+        for w in workers:  # one at a time, so each load time is the program's own
+            loads[w.spec.name] = w.call("load", kind=w.spec.kind, source=w.spec.source, head=plan.head,
+                                        threads=threads, inputs=str(inputs_file), weight_cache=plan.weight_cache)
+            advance(1)
+        if outputs:
+            _run_outputs(workers, plan.n_eval, work, bar, m.outputs)
+        times = _time_rounds(plan, workers, threads, bar)
+        for w in workers:
+            entry = _latency_entry(plan, threads, loads[w.spec.name], w.call("stats"), times[w.spec.name])
+            if profile and w.spec.kind == "pte":
+                bar.line(f"profiling {w.spec.name} with ETDump ...")
+                entry["profile"] = w.call("profile", indices=plan.timed, runs=1)["profile"]
+            m.latency[w.spec.name].append(entry)
+    finally:
+        for w in workers:
+            w.close()
+
+
+def _time_rounds(plan: Plan, workers: list[WorkerProcess], threads: int, bar: _Bar) -> dict[str, list[list[float]]]:
+    """Warm-up, then ``rounds`` rounds in which every worker times every latency input ``runs``
+    times, the order rotating each round. -> per program, per timed input, the seconds of each call."""
+    s = plan.latency
+    advance = bar.task(f"latency   {threads} thread(s)", s.rounds * len(workers))
+    for w in workers:  # the peak from here on is that of the timed calls
+        w.call("reset_peak")
+        w.call("warmup", indices=plan.timed, runs=s.warmup)
+    times: dict[str, list[list[float]]] = {w.spec.name: [[] for _ in plan.timed] for w in workers}
+    for r in range(s.rounds):
+        for k in range(len(workers)):
+            w = workers[(k + r) % len(workers)]
+            reply = w.call("time", indices=plan.timed, runs=s.runs)
+            for per_input, new in zip(times[w.spec.name], reply["times_s"]):
+                per_input.extend(new)
+            advance(1)
+    return times
 
 
 def compare(
@@ -459,130 +671,24 @@ def compare(
         more with the cache off, in its own process, to report the memory sharing saves.
     Returns the report (also ``out/report.json``); see docs/compare.md.
     """
-    from albert_edge.bundle import export_bundle
-
     out = Path(out)
-    target = Path(str(model_or_bundle))
-    if _is_bundle(target):
-        if model is None:
-            raise HarnessError(f"{target} is a bundle: it holds no PyTorch weights for the fp32 reference; name "
-                               "the model it was exported from with --model (a checkpoint directory, "
-                               "'default' or a preset name)")
-        model_source, bundle_dir = str(model), target
-    else:
-        if model is not None:
-            raise HarnessError(f"--model is only for a bundle; {target} is not a bundle folder (no manifest.json)")
-        model_source, bundle_dir = str(model_or_bundle), out / "bundle"
-    random_weights = model_source in PRESETS and not Path(model_source).is_dir()
-    if data.path is None:
-        if model_source != DEFAULT_MODEL_NAME and not random_weights:
-            raise HarnessError("no --data given: name a labelled CSV/TSV/JSONL file (or --data default for the "
-                               "default model's evaluation set)")
-        data = DataSettings(DEFAULT_DATA, limit=data.limit)
+    target = resolve_target(model_or_bundle, model, out)
+    data = data_for(target, data)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    reference = load_model(model_source, head)
+    reference = load_model(target.model_source, head)
     with _Bar(progress) as bar:
-        if bundle_dir == out / "bundle":
-            bar.line(f"exporting {model_source} to {bundle_dir} ({', '.join(recipes)}) ...")
+        if target.export:
+            bar.line(f"exporting {target.model_source} to {target.bundle_dir} ({', '.join(recipes)}) ...")
             done = bar.task("export    (lowering takes minutes)", None)
-            export_bundle(model_source, bundle_dir, recipes, max_seq_len=max_seq_len, head=head,
+            export_bundle(target.model_source, target.bundle_dir, recipes, max_seq_len=max_seq_len, head=head,
                           tokenizer=tokenizer, jobs=jobs, progress=bar.line)
             done(1)
-        manifest = read_manifest(bundle_dir)
-        verify_files(bundle_dir, manifest)
-        check_model_matches(reference, manifest, bundle_dir)
-        task = manifest["task"]
-        tok = tokenizer_from_manifest(bundle_dir, manifest)
-        if tok is None:
-            if tokenizer is None:
-                raise HarnessError(f"{bundle_dir}: the bundle has no tokenizer; pass --tokenizer (a checkpoint "
-                                   "directory, an spiece.model file, or 'default')")
-            tpath = Path(str(resolve_model_path(tokenizer)))
-            tok = AlbertTokenizer.from_pretrained(tpath) if tpath.is_dir() else AlbertTokenizer.from_file(tpath)
-        labels = list(manifest["labels"])
-        regression = task == "sequence-classification" and len(labels) == 1
-        classification = task == "sequence-classification" and not regression
-        seq_len = int(manifest["max_seq_len"])
-        scored = task == "sequence-classification" and not random_weights
-        eval_set = load_eval_set(data, tok, labels if classification and scored else None, regression, seq_len)
-        if any(i >= manifest["vocab_size"] for ids in eval_set.input_ids for i in ids):
-            raise HarnessError(f"the tokenizer produces ids >= the model's vocab_size {manifest['vocab_size']}; "
-                               "use the model's own tokenizer")
-        specs = [_eager_spec(model_source, reference), *_pte_specs(bundle_dir, manifest)]
-        del reference
-
-        # Inputs: every evaluation example, then the probes; the latency set indexes into both.
-        n_eval = len(eval_set.rows)
-        probes_len = list(latency.probe_lengths) if latency.probe_lengths is not None else default_probe_lengths(seq_len)
-        bad = [n for n in probes_len if not 1 <= n <= seq_len]
-        if bad:
-            raise HarnessError(f"probe lengths {bad} are outside [1, {seq_len}] (the bundle's max_seq_len)")
-        probes = probe_inputs(eval_set, tok, probes_len)
-        inputs = [{"input_ids": a, "token_type_ids": b, "pad_id": tok.pad_id}
-                  for a, b in zip(eval_set.input_ids, eval_set.token_type_ids)] + \
-                 [{**p, "pad_id": tok.pad_id} for p in probes]
-        timed = spread_indices(eval_set.lengths, latency.data_inputs) + list(range(n_eval, n_eval + len(probes)))
-        timed_lengths = [len(inputs[i]["input_ids"]) for i in timed]
-        work = out / "work"
-        work.mkdir(exist_ok=True)
-        inputs_file = work / "inputs.json"
-        inputs_file.write_text(json.dumps(inputs), encoding="utf-8")
-
-        results: dict[str, dict[str, Any]] = {s.name: {"latency": []} for s in specs}
-        outputs: dict[str, list[np.ndarray]] = {}
-        for t_index, threads in enumerate(latency.threads):
-            workers: list[WorkerProcess] = []
-            try:
-                for s in specs:  # started together: the imports overlap; loading is timed one by one
-                    workers.append(WorkerProcess(s, threads, work / f"{s.name}-{threads}t.log"))
-                advance = bar.task(f"start     {threads} thread(s)", 2 * len(workers))
-                for w in workers:
-                    w.wait_ready()
-                    advance(1)
-                loads = {}
-                for w in workers:  # one at a time, so each load time is the program's own
-                    loads[w.spec.name] = w.call("load", kind=w.spec.kind, source=w.spec.source, head=head,
-                                                threads=threads, inputs=str(inputs_file),
-                                                weight_cache=weight_cache)
-                    advance(1)
-                if t_index == 0:
-                    _run_outputs(workers, n_eval, work, bar, outputs)
-                advance = bar.task(f"latency   {threads} thread(s)", latency.rounds * len(workers))
-                for w in workers:  # the peak from here on is that of the timed calls
-                    w.call("reset_peak")
-                    w.call("warmup", indices=timed, runs=latency.warmup)
-                times: dict[str, list[list[float]]] = {w.spec.name: [[] for _ in timed] for w in workers}
-                for r in range(latency.rounds):
-                    for k in range(len(workers)):  # rotate the order each round
-                        w = workers[(k + r) % len(workers)]
-                        reply = w.call("time", indices=timed, runs=latency.runs)
-                        for per_input, new in zip(times[w.spec.name], reply["times_s"]):
-                            per_input.extend(new)
-                        advance(1)
-                for w in workers:
-                    stats = w.call("stats")
-                    entry = _latency_entry(threads, loads[w.spec.name], stats, times[w.spec.name], timed,
-                                           timed_lengths, n_eval, eval_set, seq_len)
-                    if profile and w.spec.kind == "pte" and t_index == len(latency.threads) - 1:
-                        bar.line(f"profiling {w.spec.name} with ETDump ...")
-                        entry["profile"] = w.call("profile", indices=timed, runs=1)["profile"]
-                    results[w.spec.name]["latency"].append(entry)
-            finally:
-                for w in workers:
-                    w.close()
-        if memory_without_cache:
-            _memory_without_cache(specs, results, max(latency.threads), head, timed, inputs_file, work, bar)
-
-    report = _report(
-        model_source=model_source, head=head, random_weights=random_weights, manifest=manifest, bundle=bundle_dir,
-        data=data, eval_set=eval_set, latency=latency, specs=specs, results=results, outputs=outputs,
-        labels=labels, classification=classification, regression=regression, scored=scored,
-        timed=timed, timed_lengths=timed_lengths, n_eval=n_eval, probes_len=probes_len, seq_len=seq_len,
-        seconds=time.time() - started)
-    validate_report(report)
-    from albert_edge.report import write_report
-
+        plan = plan_comparison(target, reference, head, data, latency, tokenizer, weight_cache=weight_cache,
+                               memory_without_cache=memory_without_cache, profile=profile)
+        del reference  # the workers load their own
+        measured = measure(plan, out / "work", bar)
+    report = assemble_report(plan, measured, time.time() - started)
     write_report(report, out)
     return report
 
@@ -623,35 +729,35 @@ def _memory_entry(load: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]
             "first_call_cost_bytes": m["rss_after_first_call"] - base, "peak_cost_bytes": peak - base}
 
 
-def _memory_without_cache(specs: list[ProgramSpec], results: dict[str, dict[str, Any]], threads: int,
-                          head: str | None, timed: list[int], inputs_file: Path, work: Path, bar: _Bar) -> None:
+def _memory_without_cache(plan: Plan, threads: int, inputs_file: Path, work: Path, bar: _Bar,
+                          m: Measurements) -> None:
     """Each program once more in a fresh process with XNNPACK's weight cache off: loaded, then
     one call per timed input (the inputs the timed rounds visit), for its memory only."""
-    ptes = [s for s in specs if s.kind == "pte"]
+    ptes = [s for s in plan.specs if s.kind == "pte"]
     advance = bar.task("memory    without the weight cache", len(ptes))
     for s in ptes:
         w = WorkerProcess(s, threads, work / f"{s.name}-{threads}t-nocache.log")
         try:
             w.wait_ready()
-            load = w.call("load", kind=s.kind, source=s.source, head=head, threads=threads,
+            load = w.call("load", kind=s.kind, source=s.source, head=plan.head, threads=threads,
                           inputs=str(inputs_file), weight_cache=False)
-            w.call("warmup", indices=timed, runs=1)
-            results[s.name]["without_cache"] = {"threads": threads, **_memory_entry(load, w.call("stats"))}
+            w.call("warmup", indices=plan.timed, runs=1)
+            m.without_cache[s.name] = {"threads": threads, **_memory_entry(load, w.call("stats"))}
         finally:
             w.close()
         advance(1)
 
 
-def _latency_entry(threads: int, load: dict[str, Any], stats: dict[str, Any], times: list[list[float]],
-                   timed: list[int], lengths: list[int], n_eval: int, eval_set: EvalSet,
-                   seq_len: int) -> dict[str, Any]:
+def _latency_entry(plan: Plan, threads: int, load: dict[str, Any], stats: dict[str, Any],
+                   times: list[list[float]]) -> dict[str, Any]:
     all_ms = [t * 1e3 for per in times for t in per]
+    n_eval = plan.n_eval
     per_input = [{"input": i, "source": "data" if i < n_eval else "probe",
-                  "row": eval_set.rows[i].row if i < n_eval else None, "seq_len": n,
+                  "row": plan.eval_set.rows[i].row if i < n_eval else None, "seq_len": n,
                   "times_ms": [round(t * 1e3, 4) for t in per]}
-                 for i, n, per in zip(timed, lengths, times)]
+                 for i, n, per in zip(plan.timed, plan.timed_lengths, times)]
     by_bucket = []
-    for lo, hi in buckets(seq_len):
+    for lo, hi in buckets(plan.seq_len):
         ms = [t for p in per_input if lo <= p["seq_len"] <= hi for t in p["times_ms"]]
         if ms:
             by_bucket.append({"bucket": [lo, hi], "inputs": sum(lo <= p["seq_len"] <= hi for p in per_input),
@@ -675,134 +781,58 @@ def program_memory(latency: list[dict[str, Any]], without_cache: dict[str, Any] 
     return headline
 
 
-def _report(*, model_source: str, head: str | None, random_weights: bool, manifest: dict[str, Any], bundle: Path,
-            data: DataSettings, eval_set: EvalSet, latency: LatencySettings, specs: list[ProgramSpec],
-            results: dict[str, dict[str, Any]], outputs: dict[str, list[np.ndarray]], labels: list[str],
-            classification: bool, regression: bool, scored: bool, timed: list[int], timed_lengths: list[int],
-            n_eval: int, probes_len: list[int], seq_len: int, seconds: float) -> dict[str, Any]:
-    ref = outputs[REFERENCE]
-    fp32 = next((s for s in specs if s.name == "fp32"), None)
-    fp32_size = fp32.size_bytes if fp32 else None
-    programs = []
-    for s in specs:
-        out = outputs[s.name]
-        entry: dict[str, Any] = {
-            "name": s.name, "kind": s.kind, "file": s.source if s.kind == "pte" else None,
-            "recipe": s.recipe, "dynamic": s.dynamic,
-            "size": {"bytes": s.size_bytes, "parameter_bytes": s.parameter_bytes,
-                     "compression_vs_fp32": (fp32_size / s.size_bytes) if fp32_size and s.size_bytes else None},
-            "accuracy": None, "fidelity": None, "flips": None,
-            "latency": results[s.name]["latency"],
-            "memory": program_memory(results[s.name]["latency"], results[s.name].get("without_cache")),
-        }
-        if scored and (classification or regression):
-            entry["accuracy"] = task_metrics(eval_set, labels, np.stack(out), regression)
-        if s.name != REFERENCE:
-            entry["fidelity"] = fidelity(ref, out)
-            if classification:
-                listed = flips(eval_set, labels, np.stack(ref), np.stack(out))
-                entry["flips"] = {"count": len(listed), "listed": listed[:MAX_FLIPS_LISTED]}
-        programs.append(entry)
-    lengths = eval_set.lengths
+def _program_entry(plan: Plan, spec: ProgramSpec, m: Measurements, fp32_size: int | None) -> dict[str, Any]:
+    out = m.outputs[spec.name]
+    entry: dict[str, Any] = {
+        "name": spec.name, "kind": spec.kind, "file": spec.source if spec.kind == "pte" else None,
+        "recipe": spec.recipe, "dynamic": spec.dynamic,
+        "size": {"bytes": spec.size_bytes, "parameter_bytes": spec.parameter_bytes,
+                 "compression_vs_fp32": (fp32_size / spec.size_bytes) if fp32_size and spec.size_bytes else None},
+        "accuracy": None, "fidelity": None, "flips": None,
+        "latency": m.latency[spec.name],
+        "memory": program_memory(m.latency[spec.name], m.without_cache.get(spec.name)),
+    }
+    if plan.scored and (plan.classification or plan.regression):
+        entry["accuracy"] = task_metrics(plan.eval_set, plan.labels, np.stack(out), plan.regression)
+    if spec.name != REFERENCE:
+        ref = m.outputs[REFERENCE]
+        entry["fidelity"] = fidelity(ref, out)
+        if plan.classification:
+            listed = flips(plan.eval_set, plan.labels, np.stack(ref), np.stack(out))
+            entry["flips"] = {"count": len(listed), "listed": listed[:MAX_FLIPS_LISTED]}
+    return entry
+
+
+def assemble_report(plan: Plan, m: Measurements, seconds: float) -> dict[str, Any]:
+    """The report (schema: ``albert_edge.report_schema``, docs/compare.md) from the plan and what
+    was measured."""
+    fp32 = next((s for s in plan.specs if s.name == "fp32"), None)
+    programs = [_program_entry(plan, s, m, fp32.size_bytes if fp32 else None) for s in plan.specs]
+    manifest, data, latency, target = plan.manifest, plan.data, plan.latency, plan.target
+    lengths = plan.eval_set.lengths
     return {
         "format": REPORT_FORMAT, "schema_version": REPORT_SCHEMA_VERSION,
         "created_by": f"albert-edge {__version__}", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(seconds, 1),
-        "model": {"source": model_source, "head": head, "task": manifest["task"],
-                  "architecture": manifest["architecture"], "labels": labels, "random_weights": random_weights,
-                  "max_seq_len": seq_len, "vocab_size": manifest["vocab_size"]},
-        "bundle": str(bundle),
+        "model": {"source": target.model_source, "head": plan.head, "task": manifest["task"],
+                  "architecture": manifest["architecture"], "labels": plan.labels,
+                  "random_weights": target.random_weights, "max_seq_len": plan.seq_len,
+                  "vocab_size": manifest["vocab_size"]},
+        "bundle": str(target.bundle_dir),
         "reference": REFERENCE,
-        "data": {"source": eval_set.source, "path": data.path, "rows": n_eval, "limit": data.limit,
+        "data": {"source": plan.eval_set.source, "path": data.path, "rows": plan.n_eval, "limit": data.limit,
                  "text_column": data.text_column, "label_column": data.label_column,
-                 "text_pair_column": data.text_pair_column, "truncated": eval_set.truncated,
+                 "text_pair_column": data.text_pair_column, "truncated": plan.eval_set.truncated,
                  "token_lengths": {"min": min(lengths), "median": float(np.median(lengths)), "max": max(lengths)},
-                 "accuracy_skipped": None if scored else (
-                     "random weights: the labels mean nothing" if random_weights else f"task {manifest['task']}")},
+                 "accuracy_skipped": None if plan.scored else (
+                     "random weights: the labels mean nothing" if target.random_weights
+                     else f"task {manifest['task']}")},
         "machine": machine_info(),
         "latency_settings": {"threads": list(latency.threads), "warmup": latency.warmup, "rounds": latency.rounds,
                              "runs_per_round": latency.runs, "data_inputs": latency.data_inputs,
-                             "probe_lengths": probes_len, "buckets": [list(b) for b in buckets(seq_len)],
-                             "timed_inputs": [{"input": i, "seq_len": n, "source": "data" if i < n_eval else "probe"}
-                                              for i, n in zip(timed, timed_lengths)],
+                             "probe_lengths": plan.probe_lengths, "buckets": [list(b) for b in buckets(plan.seq_len)],
+                             "timed_inputs": [{"input": i, "seq_len": n, "source": "data" if i < plan.n_eval else "probe"}
+                                              for i, n in zip(plan.timed, plan.timed_lengths)],
                              "interleaved": True, "process_per_program": True},
         "programs": programs,
     }
-
-
-# The schema (docs/compare.md) as required keys and their JSON types; checked on read and write.
-_NUM = (int, float)
-_OPT_NUM = (int, float, type(None))
-_SCHEMA: dict[str, dict[str, Any]] = {
-    "report": {"format": str, "schema_version": int, "created_by": str, "created_at": str, "seconds": _NUM,
-               "model": dict, "bundle": str, "reference": str, "data": dict, "machine": dict,
-               "latency_settings": dict, "programs": list},
-    "model": {"source": str, "task": str, "architecture": str, "labels": list, "random_weights": bool,
-              "max_seq_len": int, "vocab_size": int},
-    "data": {"source": str, "rows": int, "truncated": int, "token_lengths": dict},
-    "latency_settings": {"threads": list, "warmup": int, "rounds": int, "runs_per_round": int,
-                         "data_inputs": int, "probe_lengths": list, "buckets": list, "timed_inputs": list},
-    "program": {"name": str, "kind": str, "size": dict, "latency": list, "memory": dict,
-                "accuracy": (dict, type(None)), "fidelity": (dict, type(None)), "flips": (dict, type(None))},
-    "program_memory": {"threads": int, "weight_cache": (bool, type(None)), "load_cost_bytes": int,
-                       "first_call_cost_bytes": int, "peak_cost_bytes": int, "without_cache": (dict, type(None))},
-    "memory": {"weight_cache": (bool, type(None)), "peak_reset": bool, "rss_after_imports_bytes": int,
-               "rss_after_load_bytes": int, "rss_after_first_call_bytes": int, "peak_load_bytes": int,
-               "peak_timed_bytes": int, "load_cost_bytes": int, "first_call_cost_bytes": int, "peak_cost_bytes": int},
-    "size": {"bytes": (int, type(None)), "parameter_bytes": int, "compression_vs_fp32": _OPT_NUM},
-    "fidelity": {"top1_agreement": _OPT_NUM, "cosine": _NUM, "sqnr_db": _OPT_NUM, "max_abs_diff": _NUM},
-    "latency": {"threads": int, "load_s": _NUM, "first_inference_s": _NUM, "memory": dict, "summary": dict,
-                "by_bucket": list, "per_input": list},
-    "summary": {"n": int, "median_ms": _NUM, "p90_ms": _NUM, "p99_ms": _NUM, "mean_ms": _NUM, "std_ms": _NUM},
-    "per_input": {"input": int, "source": str, "seq_len": int, "times_ms": list},
-}
-
-
-def validate_report(report: Any, where: str = "report") -> None:
-    """HarnessError naming the first missing or mistyped field (e.g. ``programs[1].latency[0].summary.p90_ms``)."""
-
-    def check(obj: Any, kind: str, path: str) -> None:
-        if not isinstance(obj, dict):
-            raise HarnessError(f"{where}: {path} must be an object")
-        for key, types in _SCHEMA[kind].items():
-            if key not in obj:
-                raise HarnessError(f"{where}: {path}.{key} is missing")
-            if not isinstance(obj[key], types) or (isinstance(obj[key], bool) and bool not in (
-                    types if isinstance(types, tuple) else (types,))):
-                raise HarnessError(f"{where}: {path}.{key} has type {type(obj[key]).__name__}")
-
-    if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
-        raise HarnessError(f"{where}: not an albert-edge comparison report (format must be {REPORT_FORMAT!r})")
-    if report.get("schema_version") != REPORT_SCHEMA_VERSION:
-        raise HarnessError(f"{where}: schema_version {report.get('schema_version')!r}; this albert-edge reads "
-                           f"version {REPORT_SCHEMA_VERSION}")
-    check(report, "report", "report")
-    for key in ("model", "data", "latency_settings"):
-        check(report[key], key, key)
-    for i, p in enumerate(report["programs"]):
-        check(p, "program", f"programs[{i}]")
-        check(p["size"], "size", f"programs[{i}].size")
-        check(p["memory"], "program_memory", f"programs[{i}].memory")
-        if p["fidelity"] is not None:
-            check(p["fidelity"], "fidelity", f"programs[{i}].fidelity")
-        for j, e in enumerate(p["latency"]):
-            check(e, "latency", f"programs[{i}].latency[{j}]")
-            check(e["summary"], "summary", f"programs[{i}].latency[{j}].summary")
-            check(e["memory"], "memory", f"programs[{i}].latency[{j}].memory")
-            for k, pi in enumerate(e["per_input"]):
-                check(pi, "per_input", f"programs[{i}].latency[{j}].per_input[{k}]")
-
-
-def read_report(path: str | os.PathLike) -> dict[str, Any]:
-    """A ``report.json``, its format and schema version checked."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: no such report") from None
-    except json.JSONDecodeError as err:
-        raise HarnessError(f"{path}: not JSON ({err})") from None
-    validate_report(report, str(path))
-    return report

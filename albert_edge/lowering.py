@@ -20,13 +20,12 @@ import torch
 from torch import Tensor, nn
 from torch.fx.passes.infra.pass_base import PassResult
 
+from albert_edge.config import INPUT_NAMES
 from albert_edge.model import example_inputs as make_example_inputs
 from albert_edge.quantize import quantize, register_quantized_ops
 from albert_edge.recipes import Recipe
 
 log = logging.getLogger(__name__)
-
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 # Why an op that stays outside the delegate does so (each runs once per inference unless noted).
 UNDELEGATED_REASONS = {
@@ -146,7 +145,9 @@ def merge_partitions(partitions: list[Any]) -> list[Any]:
 
 def _partitioner():
     """XNNPACK's partitioner, with its partitions merged as far as they go (``merge_partitions``)."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+        XnnpackPartitioner,
+    )
 
     class MergingXnnpackPartitioner(XnnpackPartitioner):
         def generate_partitions(self, ep):

@@ -36,7 +36,6 @@ import logging
 import multiprocessing
 import os
 import platform
-import random
 import shutil
 import sys
 import time
@@ -46,22 +45,16 @@ from typing import Any
 import torch
 
 from albert_edge import corpora
-from albert_edge._io import atomic_write_text, swap_dir_into_place
+from albert_edge._io import atomic_write_text, replaced_dir
 from albert_edge._machine import cpu_name
+from albert_edge.baseline import tfidf_logreg
 from albert_edge.checkpoint import DEFAULT_MODEL_DIR, load_pretrained
 from albert_edge.config import AlbertConfig
-from albert_edge.datasets import Row, encode_rows
-from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification
-from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
+from albert_edge.datasets import Row
+from albert_edge.pretraining_data import MaskingConfig
 from albert_edge.tokenizer import AlbertTokenizer, train_sentencepiece
-from albert_edge.training import (
-    TrainingArgs,
-    classification_task,
-    evaluate,
-    pretraining_task,
-    read_log,
-    train,
-)
+from albert_edge.training import TrainingArgs, read_log
+from albert_edge.workflows import evaluate_rows, finetune_rows, pretrain_examples, pretraining_examples
 
 log = logging.getLogger(__name__)
 
@@ -123,102 +116,83 @@ def build_vocabulary(out: Path, prose: list[corpora.Document], tweets: list[corp
     return path
 
 
-def pretraining_examples(tokenizer: AlbertTokenizer, docs: list[list[str]], seed: int,
-                         max_seq_len: int = MAX_SEQ_LEN, dupe_factor: int = 1) -> list:
-    vocab = PretrainingVocab.from_tokenizer(tokenizer)
-    ids = tokenize_documents(docs, tokenizer)
-    return create_examples(ids, vocab, MaskingConfig(max_seq_len=max_seq_len, dupe_factor=dupe_factor),
-                           random.Random(seed))
-
-
 def rows(items: list[corpora.LabelledText]) -> list[Row]:
     return [Row(t.text, t.label, None, i) for i, t in enumerate(items)]
 
 
-def finetune(out: Path, name: str, tokenizer_file: Path, tokenizer: AlbertTokenizer | None, init: Path | None,
-             splits: dict[str, list[corpora.LabelledText]], args: TrainingArgs) -> dict[str, Any]:
-    """Fine-tune from the pretrained encoder at `init` (None: random initialisation); returns the
-    test-split evaluation. `tokenizer` None: read from `tokenizer_file` (in a worker process)."""
+def finetune(out: Path, name: str, init: Path, splits: dict[str, list[corpora.LabelledText]],
+             args: TrainingArgs, from_scratch: bool = False) -> dict[str, Any]:
+    """Fine-tune from the pretrained encoder at `init` (``from_scratch``: its config and tokenizer
+    only, random weights) with ``workflows.finetune_rows``; returns the test-split evaluation."""
     d = _stage(out, name)
     result_path = d / "test.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    tokenizer = tokenizer or AlbertTokenizer.from_file(tokenizer_file)
-    config = dataclasses.replace(MODEL_CONFIG, labels=LABELS, hidden_dropout_prob=FINETUNE_DROPOUT)
-    torch.manual_seed(args.seed)
-    model = AlbertForSequenceClassification(config)
-    if init is not None:
-        encoder = load_pretrained(init, "pretraining")
-        model.albert.load_state_dict(encoder.albert.state_dict())
-    train_ex = encode_rows(rows(splits["train"]), tokenizer, LABELS, FINETUNE_MAX_LEN)
-    valid_ex = encode_rows(rows(splits["valid"]), tokenizer, LABELS, FINETUNE_MAX_LEN)
-    train(model, classification_task(tokenizer.pad_id), train_ex, args, d, eval_examples=valid_ex,
-          labels=LABELS, tokenizer_file=tokenizer_file, resume=True)
-    test_ex = encode_rows(rows(splits["test"]), tokenizer, LABELS, FINETUNE_MAX_LEN)
-    result = evaluate(model, classification_task(tokenizer.pad_id), test_ex, 128, LABELS)
+    finetune_rows(init, d, rows(splits["train"]), args, labels=LABELS, valid_rows=rows(splits["valid"]),
+                  max_seq_len=FINETUNE_MAX_LEN, dropout=FINETUNE_DROPOUT, resume=True, from_scratch=from_scratch)
+    result = evaluate_rows(d / "model", rows(splits["test"]), max_seq_len=FINETUNE_MAX_LEN, batch_size=128)
     _write_json(result_path, result)
     return result
 
 
-def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: TrainingArgs = PRETRAIN_LONG,
-        finetune_args: TrainingArgs = FINETUNE, install: bool = False, smoke: bool = False) -> dict[str, Any]:
-    """Run every stage into `out`. `smoke`: a few hundred documents and tweets and C fixed at 1,
-    to check the whole pipeline in a couple of minutes (its model is not worth installing)."""
-    out.mkdir(parents=True, exist_ok=True)
-    # Stage wall times persist across invocations, so a resumed build reports every stage once.
-    timings_path = out / "timings.json"
-    timings: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+class _Timings:
+    """Stage wall times, kept in OUT/timings.json so that a resumed build reports every stage once."""
 
-    def timed(name: str, t0: float) -> None:
-        timings[name] = round(time.time() - t0, 1)
-        _write_json(timings_path, timings)
-        log.info("%s: %.0f s", name, timings[name])
+    def __init__(self, out: Path) -> None:
+        self.path = out / "timings.json"
+        self.times: dict[str, float] = json.loads(self.path.read_text()) if self.path.exists() else {}
 
-    t0 = time.time()
+    def done(self, name: str, t0: float) -> None:
+        self.times[name] = round(time.time() - t0, 1)
+        _write_json(self.path, self.times)
+        log.info("%s: %.0f s", name, self.times[name])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Corpora:
+    prose: list[corpora.Document]  # train-split documents
+    prose_valid: list[corpora.Document]
+    tweets: dict[str, list[corpora.LabelledText]]  # train / valid / test
+    stats: dict[str, Any]
+
+
+def read_corpora(smoke: bool) -> _Corpora:
+    """Stage 1: the pretraining prose and the tweets, split by document; ``smoke``: every n-th."""
     splits = corpora.pretraining_splits()
     prose, prose_valid = splits["train"], splits["valid"]
     tweets = corpora.tweet_splits()
     if smoke:
         prose, prose_valid = prose[::30], prose_valid[::20]  # every n-th: all sources, all labels
         tweets = {k: v[::12] for k, v in tweets.items()}
-    stats = corpora.corpus_stats()
-    timed("corpora", t0)
+    return _Corpora(prose, prose_valid, tweets, corpora.corpus_stats())
 
-    t0 = time.time()
-    vocab_done = (out / "spiece.model").exists()
-    spm_path = build_vocabulary(out, prose, tweets["train"])
-    tokenizer = AlbertTokenizer.from_file(spm_path)
+
+def pretrain_phases(out: Path, data: _Corpora, spm_path: Path, pretrain_args: TrainingArgs,
+                    long_args: TrainingArgs, timings: _Timings) -> None:
+    """Stage 3: phase 1 (short sequences) into OUT/pretrain, phase 2 (full length, from phase 1's
+    weights, a fresh optimizer and a short warm-up) into OUT/pretrain-long, whose model is the
+    encoder fine-tuning starts from and whose held-out figures the card reports. Each phase runs
+    ``workflows.pretrain_examples`` on examples made by ``workflows.pretraining_examples``."""
     # Pretraining text is plain text: a literal "[MASK]" in it must not become the mask id.
     text_tokenizer = AlbertTokenizer.from_file(spm_path, split_special_tokens=True)
-    if not vocab_done:
-        timed("vocabulary", t0)
-
-    docs = [list(d.sentences) for d in prose] + tweet_documents(tweets["train"])
-    valid_docs = [list(d.sentences) for d in prose_valid]
-    # Phase 1 (short sequences) into OUT/pretrain, phase 2 (full length, from phase 1's weights,
-    # a fresh optimizer and a short warm-up) into OUT/pretrain-long, whose model is the encoder
-    # fine-tuning starts from and whose held-out figures the card reports.
+    docs = [list(d.sentences) for d in data.prose] + tweet_documents(data.tweets["train"])
+    valid_docs = [list(d.sentences) for d in data.prose_valid]
     phases = (("pretrain", "pretraining", SHORT_SEQ_LEN, SHORT_DUPE_FACTOR, pretrain_args, None),
-              ("pretrain-long", f"pretraining at {MAX_SEQ_LEN}", MAX_SEQ_LEN, 1, long_args, "pretrain"))
+              ("pretrain-long", f"pretraining at {MAX_SEQ_LEN}", MAX_SEQ_LEN, 1, long_args, out / "pretrain" / "model"))
     for name, key, seq_len, dupe, args, init in phases:
         pre_dir = _stage(out, name)
         if (pre_dir / "model").exists():
             continue
         t0 = time.time()
-        train_ex = pretraining_examples(text_tokenizer, docs, seed=1 + 10 * (init is not None),
-                                        max_seq_len=seq_len, dupe_factor=dupe)
-        valid_ex = pretraining_examples(text_tokenizer, valid_docs, seed=2,
-                                        max_seq_len=seq_len)[:PRETRAIN_EVAL_EXAMPLES]
-        timed(f"{key} examples", t0)
+        train_ex = pretraining_examples(docs, text_tokenizer, MaskingConfig(max_seq_len=seq_len, dupe_factor=dupe),
+                                        seed=1 + 10 * (init is not None))
+        valid_ex = pretraining_examples(valid_docs, text_tokenizer, MaskingConfig(max_seq_len=seq_len), seed=2,
+                                        limit=PRETRAIN_EVAL_EXAMPLES)
+        timings.done(f"{key} examples", t0)
         t0 = time.time()
-        torch.manual_seed(args.seed)
-        if init is None:
-            model = AlbertForPreTraining(MODEL_CONFIG)
-        else:
-            model = load_pretrained(out / init / "model", "pretraining")
-        train(model, pretraining_task(tokenizer.pad_id), train_ex, args, pre_dir,
-              eval_examples=valid_ex, tokenizer_file=spm_path, resume=True)
-        timed(key, t0)
+        pretrain_examples(pre_dir, train_ex, MODEL_CONFIG, args, tokenizer_file=spm_path, max_seq_len=seq_len,
+                          eval_examples=valid_ex, resume=True, init=init)
+        timings.done(key, t0)
         _write_json(pre_dir / "data.json", {
             "max_seq_len": seq_len, "dupe_factor": dupe,
             "train_examples": len(train_ex), "valid_examples": len(valid_ex),
@@ -226,54 +200,90 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
             # held-out set is not balanced: this is the accuracy of always answering 1.
             "valid_sop_majority_share": max(p := sum(e.sop_label for e in valid_ex) / len(valid_ex), 1 - p),
             "train_tokens": sum(len(e) for e in train_ex)})
-    short_dir, pre_dir = out / "pretrain", out / "pretrain-long"
 
-    jobs = [("finetune", "fine-tuning", pre_dir / "model"),
-            ("finetune-from-scratch", "ablation (from scratch)", None)]
+
+def finetune_and_ablation(out: Path, tweets: dict[str, list[corpora.LabelledText]], args: TrainingArgs,
+                          timings: _Timings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Stages 4 and 5: fine-tuning from the phase-2 encoder and the same from scratch; side by
+    side in two processes of one thread each where there are two cores (on small batches of
+    short tweets this does more work per second than one run with two threads: measured ~29
+    examples/s each). -> the two test evaluations."""
+    init = out / "pretrain-long" / "model"
+    jobs = [("finetune", "fine-tuning", False), ("finetune-from-scratch", "ablation (from scratch)", True)]
     todo = [j for j in jobs if not (out / j[0] / "test.json").exists()]
     t0 = time.time()
     if len(todo) == 2 and (os.cpu_count() or 1) >= 2:
-        # Side by side, one thread each: on small batches of short tweets this does more work per
-        # second than one run with two threads (measured: ~29 examples/s each, side by side).
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx, initializer=torch.set_num_threads,
                                                     initargs=(1,)) as pool:
             from albert_edge import make_default  # by module name: picklable when run as __main__
 
-            futures = [pool.submit(make_default.finetune, out, name, spm_path, None, init, tweets, finetune_args)
-                       for name, _, init in todo]
+            futures = [pool.submit(make_default.finetune, out, name, init, tweets, args, scratch)
+                       for name, _, scratch in todo]
             for f in futures:
                 f.result()
-        timed("fine-tuning and ablation (side by side)", t0)
+        timings.done("fine-tuning and ablation (side by side)", t0)
     else:
-        for name, key, init in todo:
+        for name, key, scratch in todo:
             t0 = time.time()
-            finetune(out, name, spm_path, tokenizer, init, tweets, finetune_args)
-            timed(key, t0)
-    tuned, scratch = (finetune(out, name, spm_path, tokenizer, init, tweets, finetune_args)
-                      for name, _, init in jobs)
+            finetune(out, name, init, tweets, args, scratch)
+            timings.done(key, t0)
+    tuned, scratch = (finetune(out, name, init, tweets, args, s) for name, _, s in jobs)
+    return tuned, scratch
+
+
+def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: TrainingArgs = PRETRAIN_LONG,
+        finetune_args: TrainingArgs = FINETUNE, install: bool = False, smoke: bool = False) -> dict[str, Any]:
+    """Run every stage into `out`. `smoke`: a few hundred documents and tweets and C fixed at 1,
+    to check the whole pipeline in a couple of minutes (its model is not worth installing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    timings = _Timings(out)
+    t0 = time.time()
+    data = read_corpora(smoke)
+    timings.done("corpora", t0)
 
     t0 = time.time()
-    from albert_edge.baseline import tfidf_logreg
+    vocab_done = (out / "spiece.model").exists()
+    spm_path = build_vocabulary(out, data.prose, data.tweets["train"])
+    if not vocab_done:
+        timings.done("vocabulary", t0)
+    pretrain_phases(out, data, spm_path, pretrain_args, long_args, timings)
+    tuned, scratch = finetune_and_ablation(out, data.tweets, finetune_args, timings)
 
+    t0 = time.time()
+    tweets = data.tweets
     baseline = tfidf_logreg(
         [t.text for t in tweets["train"]], [t.label for t in tweets["train"]],
         [t.text for t in tweets["test"]], [t.label for t in tweets["test"]], labels=LABELS,
         val_texts=[t.text for t in tweets["valid"]], val_labels=[t.label for t in tweets["valid"]],
         **({"c_grid": (1.0,)} if smoke else {}))
-    timed("baseline", t0)
+    timings.done("baseline", t0)
 
+    card = build_card(out, data, spm_path, pretrain_args, long_args, finetune_args, tuned, scratch, baseline,
+                      timings.times)
+    _write_json(out / "card.json", card)
+    atomic_write_text(out / "MODEL_CARD.md", model_card(card))
+    if install:
+        install_model(out)
+    return card
+
+
+def build_card(out: Path, data: _Corpora, spm_path: Path, pretrain_args: TrainingArgs, long_args: TrainingArgs,
+               finetune_args: TrainingArgs, tuned: dict[str, Any], scratch: dict[str, Any],
+               baseline: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    """Stage 8: the figures the model card shows (``card.json``)."""
     model_dir = out / "finetune" / "model"
-    lengths = [len(tokenizer.encode(t.text)) for t in tweets["test"]]
-    card = {
+    tokenizer = AlbertTokenizer.from_file(spm_path)
+    lengths = [len(tokenizer.encode(t.text)) for t in data.tweets["test"]]
+    return {
         "model": {"config": json.loads((model_dir / "config.json").read_text()),
                   "parameters": load_pretrained(model_dir).num_parameters()},
-        "corpora": stats,
-        "split_sizes": {k: len(v) for k, v in tweets.items()},
+        "corpora": data.stats,
+        "split_sizes": {k: len(v) for k, v in data.tweets.items()},
         "tweet_lengths": {"max": max(lengths), "share_within_finetune_max_len":
                           sum(n <= FINETUNE_MAX_LEN for n in lengths) / len(lengths)},
-        "pretraining": _phase_card(short_dir, pretrain_args),
-        "pretraining_long": _phase_card(pre_dir, long_args),
+        "pretraining": _phase_card(out / "pretrain", pretrain_args),
+        "pretraining_long": _phase_card(out / "pretrain-long", long_args),
         "finetuning": {"args": dataclasses.asdict(finetune_args), "max_len": FINETUNE_MAX_LEN,
                        "dropout": FINETUNE_DROPOUT, "test": tuned},
         "ablation_from_scratch": {"test": scratch},
@@ -285,11 +295,6 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
                      "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                      "torch": torch.__version__},
     }
-    _write_json(out / "card.json", card)
-    atomic_write_text(out / "MODEL_CARD.md", model_card(card))
-    if install:
-        install_model(out)
-    return card
 
 
 def _phase_card(run_dir: Path, args: TrainingArgs) -> dict[str, Any]:
@@ -304,14 +309,11 @@ def _phase_card(run_dir: Path, args: TrainingArgs) -> dict[str, Any]:
 def install_model(out: Path, target: Path = DEFAULT_MODEL_DIR) -> Path:
     """Copy the fine-tuned model, tokenizer and card into the package (atomic folder swap)."""
     src = out / "finetune" / "model"
-    tmp = target.parent / f".{target.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for name in ("config.json", "model.safetensors", "spiece.model"):
-        shutil.copyfile(src / name, tmp / name)
-    shutil.copyfile(out / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
-    shutil.copyfile(out / "card.json", tmp / "card.json")
-    swap_dir_into_place(tmp, target)
+    with replaced_dir(target) as tmp:
+        for name in ("config.json", "model.safetensors", "spiece.model"):
+            shutil.copyfile(src / name, tmp / name)
+        shutil.copyfile(out / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
+        shutil.copyfile(out / "card.json", tmp / "card.json")
     return target
 
 

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from albert_edge.errors import MetricsError
+
 __all__ = [
     "MetricsError",
     "PerClass",
@@ -49,9 +51,6 @@ __all__ = [
     "softmax",
 ]
 
-
-class MetricsError(ValueError):
-    """Inputs a metric cannot be computed on; the message names the argument and the value."""
 
 
 # --- input checks ---------------------------------------------------------------------------------

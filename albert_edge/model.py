@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from albert_edge.config import AlbertConfig
+from albert_edge.config import ACTIVATIONS, AlbertConfig
 
 # gelu_new(x) = 0.5 x (1 + tanh(c (x + 0.044715 x^3))) = x * sigmoid(2c x (1 + 0.044715 x^2)),
 # since 0.5 (1 + tanh(z)) = sigmoid(2z). The sigmoid form is the same function in 6 elementwise
@@ -45,15 +45,8 @@ def gelu_new(x: Tensor) -> Tensor:
     return x * torch.sigmoid(x * (_GELU_A + _GELU_B * x * x))
 
 
-ACT_FNS = {
-    "gelu": F.gelu,  # exact (erf) form, used by the v1 checkpoints
-    "gelu_new": gelu_new,
-    "gelu_pytorch_tanh": gelu_new,
-    "gelu_fast": gelu_new,
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-}
+_FORMS = {"gelu-erf": F.gelu, "gelu-tanh": gelu_new, "relu": F.relu, "silu": F.silu}
+ACT_FNS = {name: _FORMS[form] for name, form in ACTIVATIONS.items()}  # hidden_act -> function
 
 
 class AlbertEmbeddings(nn.Module):

@@ -59,6 +59,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from albert_edge.errors import PretrainingDataError
+
 if TYPE_CHECKING:
     import torch
 
@@ -85,9 +87,6 @@ IGNORE_INDEX = -100  # labels at unmasked positions (torch's cross_entropy defau
 _PUNCTUATION = frozenset('!"#$%&()*+,-./:;?@[\\]^_`{|}~')
 _CONTINUATION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz") | _PUNCTUATION
 
-
-class PretrainingDataError(ValueError):
-    """A masking setting, vocabulary or input document that cannot be used; says what is accepted."""
 
 
 def is_start_piece(piece: str) -> bool:

@@ -34,6 +34,8 @@ from typing import Any
 
 from torch import Tensor
 
+from albert_edge.errors import ProfilingError
+
 # Framework events around the instructions (Method::execute is the whole forward call).
 _EXECUTE_EVENT = "Method::execute"
 _OPERATOR_CALL = "OPERATOR_CALL"
@@ -42,9 +44,6 @@ _NS_PER_MS = 1e6
 # XNNPACK's profiler names each operator "<kind> #<k-th of that kind in this delegate call>".
 _DELEGATE_ORDINAL = re.compile(r" #\d+$")
 
-
-class ProfilingError(RuntimeError):
-    """ETDump could not be produced or read (the runtime was built without event tracing)."""
 
 
 def profile_program(

@@ -22,9 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from albert_edge.recipes import Recipe
+from albert_edge._quiet import quiet_libraries
+from albert_edge.config import GELU_ACTIVATIONS
+from albert_edge.recipes import GELU_FORMS, Recipe
 
 log = logging.getLogger(__name__)
+quiet_libraries()  # before anything here imports torchao or ExecuTorch
 
 
 def register_quantized_ops() -> None:
@@ -87,22 +90,19 @@ class QuantizedEmbedding(nn.Module):
         return torch.ops.quantized_decomposed.embedding_4bit.default(self.weight, self.scales, None, -8, 7, indices)
 
 
-GELU_FAMILY = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast")
-
-
 def to_delegate_form(model: nn.Module, gelu: str = "exact") -> nn.Module:
     """Rewrite ``model`` in place for the XNNPACK delegate; returns it.
 
     Every ``nn.LayerNorm`` becomes ``XnnpackLayerNorm`` (same parameters). With
     ``gelu="xnnpack"``, GELU-family activations become ``F.gelu``, one XNNPACK op.
     """
-    if gelu not in ("exact", "xnnpack"):
-        raise ValueError(f"gelu must be 'exact' or 'xnnpack', got {gelu!r}")
+    if gelu not in GELU_FORMS:
+        raise ValueError(f"gelu must be one of {', '.join(GELU_FORMS)}, got {gelu!r}")
     for name, child in list(model.named_modules()):
         for attr, sub in list(child.named_children()):
             if isinstance(sub, nn.LayerNorm):
                 setattr(child, attr, XnnpackLayerNorm(sub))
-    if gelu == "xnnpack" and model.config.hidden_act in GELU_FAMILY:
+    if gelu == "xnnpack" and model.config.hidden_act in GELU_ACTIVATIONS:
         for module in model.modules():
             if hasattr(module, "activation") and callable(module.activation):
                 module.activation = F.gelu
@@ -173,8 +173,6 @@ def quantize(
     if recipe.linear == "int8-dynamic":
         q = _pt2e_int8(q, calibration, dynamic_shapes)
     elif recipe.linear == "int4-8da4w":
-        q = _torchao_8da4w(q, recipe.group_size)
-    elif recipe.linear != "fp32":
-        raise ValueError(f"recipe {recipe.name!r}: unknown linear scheme {recipe.linear!r}")
+        q = _torchao_8da4w(q, recipe.group_size)  # else "fp32" (Recipe checks its fields)
     q.config = model.config  # keep the config reachable on GraphModules too
     return q

@@ -9,20 +9,47 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from albert_edge.errors import ConfigError
+
+# The schemes a recipe field may name (quantize.py implements each).
+LINEAR_SCHEMES = {
+    "fp32": "float linear layers",
+    "int8-dynamic": "8-bit per-channel weights, int8 activations quantized per call",
+    "int4-8da4w": "4-bit weights in groups of group_size, int8 dynamic activations",
+}
+EMBEDDING_SCHEMES = {"fp32": "float table", "int8": "8 bits per entry, a scale per row",
+                     "int4": "4 bits per entry, a scale per group of group_size"}
+# "exact": the model's activation as written (gelu_new in 6 delegated elementwise ops);
+# "xnnpack": XNNPACK's single GELU op (erf form), within 4.7e-4 of gelu_new per activation and
+# about 1 ms per layer faster at 128 tokens on 2 cores: used where quantization's own error is
+# far larger.
+GELU_FORMS = ("exact", "xnnpack")
+
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    linear: str  # "fp32" | "int8-dynamic" (8-bit per-channel weights, int8 activations per call)
-    #              | "int4-8da4w" (4-bit grouped weights, int8 dynamic activations)
-    embedding: str  # word embedding table: "fp32" | "int8" (per row) | "int4" (per group)
+    linear: str  # a LINEAR_SCHEMES key
+    embedding: str  # the word embedding table: an EMBEDDING_SCHEMES key
     group_size: int = 0  # weight group size for int4 linears and int4 embeddings; 0 = not grouped
-    # "exact": the model's activation as written (gelu_new in 6 delegated elementwise ops);
-    # "xnnpack": XNNPACK's single GELU op (erf form), within 4.7e-4 of gelu_new per activation
-    # and about 1 ms per layer faster at 128 tokens on 2 cores: used where quantization's own
-    # error is far larger.
-    gelu: str = "exact"
+    gelu: str = "exact"  # a GELU_FORMS entry
     when: str = ""  # when to use it, shown by `albert-edge export --help` and in the manifest
+
+    def __post_init__(self) -> None:
+        for field_name, value, accepted in (("linear", self.linear, LINEAR_SCHEMES),
+                                            ("embedding", self.embedding, EMBEDDING_SCHEMES),
+                                            ("gelu", self.gelu, GELU_FORMS)):
+            if value not in accepted:
+                raise ConfigError(f"recipe {self.name!r}: {field_name} {value!r} is not one of {', '.join(accepted)}")
+        grouped = self.linear == "int4-8da4w" or self.embedding == "int4"
+        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) or self.group_size < 0:
+            raise ConfigError(f"recipe {self.name!r}: group_size must be an integer >= 0, got {self.group_size!r}")
+        if grouped and (self.group_size < 1 or self.group_size % 2):
+            raise ConfigError(f"recipe {self.name!r}: 4-bit weights need an even group_size >= 2, "
+                              f"got {self.group_size}")
+        if not grouped and self.group_size:
+            raise ConfigError(f"recipe {self.name!r}: group_size {self.group_size} is only for 4-bit weights "
+                              "(linear int4-8da4w or embedding int4); use 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,7 +90,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
-    """The recipe called ``name``; raises ValueError listing the known ones."""
+    """The recipe called ``name``; raises ConfigError listing the known ones."""
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
+        raise ConfigError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
     return RECIPES[name]

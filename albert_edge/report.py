@@ -6,7 +6,6 @@ with ``albert-edge report DIR`` without rerunning anything.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from albert_edge._io import atomic_write_text
+from albert_edge.report_schema import write_report_json
 
 PLOTS = ("latency_distribution.png", "latency_vs_length.png", "tradeoff.png")
 MD_FLIPS_LISTED = 20
@@ -359,14 +359,13 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
 
 
 def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
-    """report.json, report.md and the three plots into ``out`` (each written atomically)."""
+    """report.json (validated), report.md and the three plots into ``out``, each written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "md": out / "report.md"}
-    atomic_write_text(paths["json"], json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    paths = {"json": write_report_json(report, out), "md": out / "report.md"}
     for name, draw in zip(PLOTS, (plot_latency_distribution, plot_latency_vs_length, plot_tradeoff)):
         paths[name] = out / name
         draw(report, paths[name])

@@ -7,7 +7,7 @@ position and which value is wrong, and what would be accepted. The bounds come f
 methods every albert-edge program carries (``get_max_seq_len``, ``get_min_seq_len``,
 ``get_vocab_size``, ``get_type_vocab_size``; see ``lowering.program_constants``).
 
-``Bundle`` loads a bundle folder (see ``bundle.py`` and ``export/BUNDLE.md``): it validates the
+``Bundle`` loads a bundle folder (see ``bundle_format`` and ``export/BUNDLE.md``): it validates the
 manifest, verifies every file's size and sha256 before loading anything, loads the tokenizer and
 the programs, classifies texts, and replays the golden cases.
 """
@@ -17,9 +17,9 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import weakref
 import os
 import struct
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,20 +29,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from albert_edge.bundle import (
-    BundleError,
+from albert_edge._quiet import native_stderr, quiet_libraries
+from albert_edge.backend_options import set_weight_cache
+from albert_edge.bundle_format import (
     golden_values,
     read_goldens,
     read_manifest,
     tokenizer_from_manifest,
     verify_files,
 )
-from albert_edge.backend_options import set_weight_cache
+from albert_edge.config import INPUT_NAMES
+from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
+from albert_edge.quantize import register_quantized_ops
 from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
+quiet_libraries()  # before anything here imports ExecuTorch
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 BOUND_METHODS = ("get_max_seq_len", "get_min_seq_len", "get_vocab_size", "get_type_vocab_size")
 
 # A .pte starts with a 4-byte flatbuffer root offset, then the file identifier "ET" + 2 digits,
@@ -55,12 +58,6 @@ _EXTENDED_HEADER = b"eh00"
 _LIVE_PROGRAMS: "weakref.WeakSet[Program]" = weakref.WeakSet()
 
 
-class ProgramError(ValueError):
-    """A ``.pte`` file cannot be used: missing, not a program, truncated, corrupt, or not ours."""
-
-
-class RuntimeInputError(ValueError):
-    """An input a program would reject; the message names the input, position and value."""
 
 
 def set_num_threads(n: int) -> None:
@@ -85,15 +82,19 @@ def set_num_threads(n: int) -> None:
             "program (Program(..., num_threads=n), Bundle.load(..., num_threads=n), --threads): "
             "resizing the pool under a loaded XNNPACK program crashes the process"
         )
-    _unsafe_reset_threadpool(n)
+    with native_stderr("resizing ExecuTorch's thread pool"):
+        _unsafe_reset_threadpool(n)
     log.info("ExecuTorch threadpool: %d thread(s)", n)
 
 
 def get_num_threads() -> int:
     """Threads in ExecuTorch's CPU threadpool."""
-    from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
+    from executorch.extension.pybindings.portable_lib import (
+        _threadpool_get_thread_count,
+    )
 
-    return int(_threadpool_get_thread_count())
+    with native_stderr("starting ExecuTorch's thread pool"):  # cpuinfo's C++ log lines
+        return int(_threadpool_get_thread_count())
 
 
 def pte_layout(head: bytes) -> tuple[int, int, int] | None:
@@ -180,8 +181,6 @@ class Program:
                  name: str | None = None, weight_cache: bool = True) -> None:
         from executorch.extension.pybindings import portable_lib as et
 
-        from albert_edge.quantize import register_quantized_ops
-
         self._data: bytes | None = None  # a program loaded from bytes reads them for its lifetime
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._data = bytes(source)
@@ -200,11 +199,16 @@ class Program:
         # Programs with int8/int4 embeddings call ExecuTorch's quantized kernels; registering
         # them is cheap and harmless for programs that do not.
         register_quantized_ops()
+        with native_stderr(f"loading {self.name}"):  # ExecuTorch's C++ log lines: shown on failure or with -v
+            self._load(et, None if self._data is not None else path, weight_cache)
+
+    def _load(self, et: Any, path: Path | None, weight_cache: bool) -> None:
+        """Load the program (from ``path``, else from ``self._data``), read its bounds, load forward."""
         verification = et.Verification.InternalConsistency
         try:
             # From a path the runtime maps the file: no Python copy of its 10-50 MB.
             self._program = (et._load_program_from_buffer(self._data, program_verification=verification)
-                             if self._data is not None
+                             if path is None
                              else et._load_program(str(path), program_verification=verification))
         except RuntimeError as err:
             raise ProgramError(

@@ -60,6 +60,7 @@ import sentencepiece as spm
 from albert_edge import _spm_proto as proto
 from albert_edge._charsmap import CharsMap
 from albert_edge._io import atomic_write_bytes, atomic_write_text, read_json_object
+from albert_edge.errors import TokenizerError
 
 if TYPE_CHECKING:
     import torch
@@ -96,9 +97,6 @@ _WHITESPACE = frozenset(
 # Tokens of one text before special tokens are added: (id, (start, end) in the text).
 _Tokens = list[tuple[int, tuple[int, int]]]
 
-
-class TokenizerError(ValueError):
-    """A tokenizer file, option or input that cannot be used; the message says what is accepted."""
 
 
 @dataclass(frozen=True)

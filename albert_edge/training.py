@@ -33,9 +33,7 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -47,10 +45,17 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from albert_edge._io import atomic_write_text, read_json_object, swap_dir_into_place
+from albert_edge._io import atomic_write_text, read_json_object, replaced_dir
 from albert_edge.checkpoint import load_pretrained, save_pretrained
+from albert_edge.datasets import ClassificationExample
+from albert_edge.errors import TrainingError
 from albert_edge.metrics import classification_report
-from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification, AlbertPreTrainedModel
+from albert_edge.model import (
+    AlbertForPreTraining,
+    AlbertForSequenceClassification,
+    AlbertPreTrainedModel,
+)
+from albert_edge.training_args import TrainingArgs
 
 log = logging.getLogger(__name__)
 
@@ -59,45 +64,6 @@ MODEL_DIR = "model"
 LOG_FILE = "log.jsonl"
 METRICS_FILE = "metrics.json"
 TRAINER_STATE = "trainer.pt"
-OPTIMIZERS = ("adamw", "lamb")
-
-
-class TrainingError(ValueError):
-    """Training arguments, data or an output folder that cannot be used; the message says why."""
-
-
-@dataclass(frozen=True)
-class TrainingArgs:
-    steps: int  # optimizer steps
-    batch_size: int = 32  # examples per optimizer step, over all processes and micro-batches
-    grad_accum: int = 1  # micro-batches per step on each process
-    lr: float = 1e-3
-    warmup_steps: int = 0  # linear warm-up from 0, then linear decay to 0 at `steps`
-    weight_decay: float = 0.01  # not applied to biases and LayerNorm weights
-    max_grad_norm: float = 1.0  # 0 turns clipping off
-    optimizer: str = "adamw"  # "adamw" or "lamb"
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-6
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 0  # 0: evaluate only at the end
-    save_every: int = 0  # 0: checkpoint only at the end
-    eval_batch_size: int = 64
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "eval_every", "save_every"):
-            if getattr(self, name) < 0:
-                raise TrainingError(f"{name} must be 0 or more, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise TrainingError(f"lr must be positive, got {self.lr}")
-        if self.optimizer not in OPTIMIZERS:
-            raise TrainingError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-
-
 # ---- objectives: one forward returning sums, so that any split of a batch gives one gradient ----
 
 class PretrainingObjective(nn.Module):
@@ -197,13 +163,6 @@ def classification_task(pad_id: int) -> Task:
 
     return Task("classification", ClassificationObjective, lambda ex: collate_classification(ex, pad_id),
                 counts, loss, figures)
-
-
-@dataclass(frozen=True)
-class ClassificationExample:
-    input_ids: tuple[int, ...]
-    token_type_ids: tuple[int, ...]
-    label: int | float
 
 
 def collate_classification(examples: Sequence[ClassificationExample], pad_id: int) -> dict[str, Tensor]:
@@ -369,16 +328,11 @@ def _check_out(out: Path, resume: bool) -> None:
 
 def _save_checkpoint(out: Path, model: AlbertPreTrainedModel, optimizer: torch.optim.Optimizer,
                      step: int, consumed: int, args: TrainingArgs, task: str) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_DIR}.", suffix=".tmp", dir=out))
-    try:
+    with replaced_dir(out / CHECKPOINT_DIR) as tmp:
         save_pretrained(model, tmp)
         state = {"step": step, "consumed": consumed, "optimizer": optimizer.state_dict(),
                  "args": json.dumps(asdict(args)), "task": task}
         torch.save(state, tmp / TRAINER_STATE)
-        swap_dir_into_place(tmp, out / CHECKPOINT_DIR)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _load_trainer_state(path: Path) -> dict[str, Any]:
@@ -547,13 +501,8 @@ def train(
 
     result = run_eval()
     if world.main:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.", suffix=".tmp", dir=out))
-        try:
+        with replaced_dir(out / MODEL_DIR) as tmp:
             save_pretrained(model, tmp, tokenizer_file=tokenizer_file)
-            swap_dir_into_place(tmp, out / MODEL_DIR)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         atomic_write_text(out / METRICS_FILE, json.dumps({"step": step, "task": task.name, "eval": result,
                                                           "args": asdict(args), "world_size": world.size},
                                                          indent=2) + "\n")

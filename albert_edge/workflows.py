@@ -1,9 +1,14 @@
 """Pretraining, fine-tuning and evaluation as single calls over files, for the CLI and for users.
 
-* :func:`pretrain`: text files in ALBERT's input format (one sentence per line, a blank line between
-  documents) or the offline corpora -> tokenizer (trained unless given) -> examples -> training.
-* :func:`finetune`: a checkpoint + a labelled CSV/TSV/JSONL file -> a sequence classifier.
-* :func:`evaluate_file`: a classifier + a labelled file -> accuracy, macro-F1, per-class figures.
+* :func:`pretrain`: documents of sentences (from text files in ALBERT's input format, one sentence
+  per line and a blank line between documents, or the offline corpora) -> tokenizer (trained
+  unless given) -> examples (:func:`pretraining_examples`) -> training (:func:`pretrain_examples`).
+* :func:`finetune`: a checkpoint + a labelled CSV/TSV/JSONL file -> a sequence classifier
+  (:func:`finetune_rows` for rows in memory).
+* :func:`evaluate_file`: a classifier + a labelled file -> accuracy, macro-F1, per-class figures
+  (:func:`evaluate_rows`).
+
+The shipped default model is built by these same functions (``albert_edge.make_default``).
 """
 
 from __future__ import annotations
@@ -18,10 +23,9 @@ from typing import Any
 
 import torch
 
-from albert_edge.checkpoint import CheckpointError, load_pretrained
-from albert_edge.classifier import resolve_model_path
+from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_model_path
 from albert_edge.config import AlbertConfig
-from albert_edge.datasets import DataError, encode_rows, read_labelled, read_text
+from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
 from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
@@ -50,6 +54,17 @@ def read_text_documents(paths: Sequence[str | os.PathLike]) -> list[list[str]]:
     return docs
 
 
+def pretraining_examples(documents: list[list[str]], tokenizer: AlbertTokenizer, masking: MaskingConfig,
+                         seed: int, limit: int | None = None) -> list[Any]:
+    """ALBERT's pretraining examples (SOP pairs, n-gram masking) from documents of sentences,
+    ``masking.dupe_factor`` passes with their own masks, drawn from ``random.Random(seed)``; the
+    first ``limit`` of them if given. ``tokenizer`` should split special tokens (plain text: a
+    literal "[MASK]" in it is text, not the mask id)."""
+    vocab = PretrainingVocab.from_tokenizer(tokenizer)
+    examples = create_examples(tokenize_documents(documents, tokenizer), vocab, masking, random.Random(seed))
+    return examples if limit is None else examples[:limit]
+
+
 def pretrain(
     out_dir: str | os.PathLike,
     documents: list[list[str]],
@@ -63,49 +78,70 @@ def pretrain(
     resume: bool = False,
     init: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Pretrain ``AlbertForPreTraining`` (MLM + SOP). From scratch with `config`, or, with `init`,
-    from that checkpoint's weights (its config and, unless `tokenizer_file` is given, its
-    tokenizer; heads it lacks start fresh; the optimizer always starts fresh): continued
-    pretraining on new text, or a second phase at a longer `masking.max_seq_len`.
+    """Pretrain ``AlbertForPreTraining`` (MLM + SOP) on documents of sentences. From scratch with
+    `config`, or, with `init`, from that checkpoint's weights (its config and, unless
+    `tokenizer_file` is given, its tokenizer; heads it lacks start fresh; the optimizer always
+    starts fresh): continued pretraining on new text, or a second phase at a longer
+    `masking.max_seq_len`.
 
     Without `tokenizer_file` (and `init`), a SentencePiece model of `vocab_size` pieces is trained
-    on `documents` into OUT/spiece.model. The config's vocab_size follows the tokenizer;
-    max_position_embeddings must hold masking.max_seq_len."""
+    on `documents` into OUT/spiece.model. Training examples are drawn with ``args.seed``,
+    evaluation examples (one pass, ``dupe_factor`` 1) with ``args.seed + 1``. See
+    ``pretrain_examples`` for the rest."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    start: AlbertForPreTraining | None = None
-    if init is not None:
-        start = load_pretrained(init, AlbertForPreTraining, strict=False)  # type: ignore[assignment]
-        config = start.config
-        if tokenizer_file is None:
-            tokenizer_file = Path(init) / SPIECE_MODEL
-            if not tokenizer_file.is_file():
-                raise CheckpointError(f"{init}: no {SPIECE_MODEL} to pretrain with; give the checkpoint's "
-                                      "SentencePiece model as tokenizer_file (--spm)")
-        pieces = AlbertTokenizer.from_file(tokenizer_file).vocab_size
-        if pieces != config.vocab_size:
-            raise CheckpointError(f"{tokenizer_file}: {pieces} pieces, but {init} has vocab_size "
-                                  f"{config.vocab_size}; give the checkpoint's own tokenizer")
+    if tokenizer_file is None and init is not None:
+        tokenizer_file = Path(init) / SPIECE_MODEL
+        if not tokenizer_file.is_file():
+            raise CheckpointError(f"{init}: no {SPIECE_MODEL} to pretrain with; give the checkpoint's "
+                                  "SentencePiece model as tokenizer_file (--spm)")
     if tokenizer_file is None:
-        tokenizer_file = out / "spiece.model"
+        tokenizer_file = out / SPIECE_MODEL
         if not (resume and Path(tokenizer_file).exists()):
             train_sentencepiece((s for d in documents for s in d), tokenizer_file, vocab_size)
     text_tokenizer = AlbertTokenizer.from_file(tokenizer_file, split_special_tokens=True)
-    if config.max_position_embeddings < masking.max_seq_len:
-        raise CheckpointError(f"max_seq_len {masking.max_seq_len} exceeds the config's "
+    train_ex = pretraining_examples(documents, text_tokenizer, masking, args.seed)
+    eval_ex = (pretraining_examples(eval_documents, text_tokenizer, dataclasses.replace(masking, dupe_factor=1),
+                                    args.seed + 1) if eval_documents else [])
+    return pretrain_examples(out, train_ex, config, args, tokenizer_file=tokenizer_file, eval_examples=eval_ex,
+                             max_seq_len=masking.max_seq_len, resume=resume, init=init)
+
+
+def pretrain_examples(
+    out_dir: str | os.PathLike,
+    train_examples: Sequence[Any],
+    config: AlbertConfig,
+    args: TrainingArgs,
+    *,
+    tokenizer_file: str | os.PathLike,
+    max_seq_len: int,
+    eval_examples: Sequence[Any] = (),
+    resume: bool = False,
+    init: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Pretrain on examples already made (``pretraining_examples``), from `config` or from the
+    checkpoint `init`. The config's vocab_size follows the tokenizer; max_position_embeddings
+    must hold `max_seq_len`. Writes OUT/model (with the tokenizer), OUT/log.jsonl and
+    OUT/metrics.json; returns the final held-out figures."""
+    start: AlbertForPreTraining | None = None
+    pieces = AlbertTokenizer.from_file(tokenizer_file)
+    if init is not None:
+        start = load_pretrained(init, AlbertForPreTraining, strict=False)  # type: ignore[assignment]
+        config = start.config
+        if pieces.vocab_size != config.vocab_size:
+            raise CheckpointError(f"{tokenizer_file}: {pieces.vocab_size} pieces, but {init} has vocab_size "
+                                  f"{config.vocab_size}; give the checkpoint's own tokenizer")
+    if config.max_position_embeddings < max_seq_len:
+        raise CheckpointError(f"max_seq_len {max_seq_len} exceeds the config's "
                               f"max_position_embeddings {config.max_position_embeddings}")
-    config = dataclasses.replace(config, vocab_size=text_tokenizer.vocab_size)
-    vocab = PretrainingVocab.from_tokenizer(text_tokenizer)
-    train_ex = create_examples(tokenize_documents(documents, text_tokenizer), vocab, masking, random.Random(args.seed))
-    eval_ex = (create_examples(tokenize_documents(eval_documents, text_tokenizer), vocab, masking,
-                               random.Random(args.seed + 1)) if eval_documents else [])
-    log.info("%d training and %d evaluation examples", len(train_ex), len(eval_ex))
+    config = dataclasses.replace(config, vocab_size=pieces.vocab_size)
+    log.info("%d training and %d evaluation examples", len(train_examples), len(eval_examples))
     torch.manual_seed(args.seed)
     model = AlbertForPreTraining(config)
     if start is not None:
         model.load_state_dict(start.state_dict())
-    return train(model, pretraining_task(text_tokenizer.pad_id), train_ex, args, out,
-                 eval_examples=eval_ex, tokenizer_file=tokenizer_file, resume=resume)
+    return train(model, pretraining_task(pieces.pad_id), train_examples, args, out_dir,
+                 eval_examples=eval_examples, tokenizer_file=tokenizer_file, resume=resume)
 
 
 def _labels_of(rows: Sequence[Any]) -> tuple[str, ...]:
@@ -128,16 +164,41 @@ def finetune(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier from the encoder in `model_path` (a pretraining, encoder or
-    classifier checkpoint with its tokenizer). Labels default to the sorted label values of the
-    training file. Writes OUT/model (a checkpoint with config.json labels and spiece.model)."""
-    model_path = Path(resolve_model_path(model_path))
-    tokenizer = AlbertTokenizer.from_pretrained(model_path)
+    classifier checkpoint with its tokenizer) on a labelled CSV/TSV/JSONL file. Labels default to
+    the sorted label values of the training file. Writes OUT/model (a checkpoint with config.json
+    labels and spiece.model); see ``finetune_rows``."""
     columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column}
     train_rows = read_labelled(train_file, labels=labels, **columns)
     labels = tuple(labels) if labels else _labels_of(train_rows)
     if len(labels) < 2:
         raise DataError(f"{train_file}: only one label ({labels[0]!r}) in the training data; need at least 2")
     valid_rows = read_labelled(valid_file, labels=labels, **columns) if valid_file else []
+    return finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
+                         max_seq_len=max_seq_len, dropout=dropout, resume=resume)
+
+
+def finetune_rows(
+    model_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    train_rows: Sequence[Row],
+    args: TrainingArgs,
+    *,
+    labels: Sequence[str],
+    valid_rows: Sequence[Row] = (),
+    max_seq_len: int | None = None,
+    dropout: float | None = None,
+    resume: bool = False,
+    from_scratch: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune a sequence classifier on labelled rows in memory (``datasets.Row``).
+
+    The encoder comes from `model_path`; with ``from_scratch`` only its config and tokenizer do
+    and the weights start from a random initialisation (an ablation: what pretraining buys).
+    `dropout` sets hidden_dropout_prob; max_seq_len defaults to min(128, max_position_embeddings).
+    The model is built right after ``torch.manual_seed(args.seed)``. Returns the final
+    validation figures (empty without valid_rows)."""
+    model_path = Path(resolve_model_path(model_path))
+    tokenizer = AlbertTokenizer.from_pretrained(model_path)
     source = load_pretrained(model_path)
     config = dataclasses.replace(source.config, labels=tuple(labels))
     if dropout is not None:
@@ -148,15 +209,16 @@ def finetune(
                         f"{config.max_position_embeddings}")
     torch.manual_seed(args.seed)
     model = AlbertForSequenceClassification(config)
-    encoder = getattr(source, "albert", source)
-    result = model.albert.load_state_dict(encoder.state_dict(), strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("pooler.")]  # a pooler may be fresh
-    if missing or result.unexpected_keys:
-        raise CheckpointError(f"{model_path}: encoder weights do not fit (missing {missing}, "
-                              f"unexpected {result.unexpected_keys})")
+    if not from_scratch:
+        encoder = getattr(source, "albert", source)
+        result = model.albert.load_state_dict(encoder.state_dict(), strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith("pooler.")]  # a pooler may be fresh
+        if missing or result.unexpected_keys:
+            raise CheckpointError(f"{model_path}: encoder weights do not fit (missing {missing}, "
+                                  f"unexpected {result.unexpected_keys})")
     train_ex = encode_rows(train_rows, tokenizer, labels, max_seq_len)
     valid_ex = encode_rows(valid_rows, tokenizer, labels, max_seq_len)
-    tok_file = model_path / "spiece.model"
+    tok_file = model_path / SPIECE_MODEL
     return train(model, classification_task(tokenizer.pad_id), train_ex, args, out_dir, eval_examples=valid_ex,
                  labels=labels, tokenizer_file=tok_file if tok_file.exists() else None, resume=resume)
 
@@ -173,12 +235,21 @@ def evaluate_file(
     batch_size: int = 64,
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a sequence
-    classifier on a labelled file (labels must be among the model's)."""
+    classifier on a labelled file (labels must be among the model's); see ``evaluate_rows``."""
+    model_path = Path(resolve_model_path(model_path))
+    labels = load_pretrained(model_path, "sequence-classification").config.labels
+    rows = read_labelled(data_file, labels=labels, text_column=text_column, label_column=label_column,
+                         text_pair_column=text_pair_column, limit=limit)
+    return evaluate_rows(model_path, rows, max_seq_len=max_seq_len, batch_size=batch_size)
+
+
+def evaluate_rows(model_path: str | os.PathLike, rows: Sequence[Row], *, max_seq_len: int | None = None,
+                  batch_size: int = 64) -> dict[str, Any]:
+    """The classifier in `model_path` on labelled rows in memory: accuracy, macro-F1, per-class
+    figures and the confusion matrix; texts cut to `max_seq_len` (default max_position_embeddings)."""
     model_path = Path(resolve_model_path(model_path))
     model = load_pretrained(model_path, "sequence-classification")
     tokenizer = AlbertTokenizer.from_pretrained(model_path)
     labels = model.config.labels
-    rows = read_labelled(data_file, labels=labels, text_column=text_column, label_column=label_column,
-                         text_pair_column=text_pair_column, limit=limit)
     examples = encode_rows(rows, tokenizer, labels, max_seq_len or model.config.max_position_embeddings)
     return evaluate(model, classification_task(tokenizer.pad_id), examples, batch_size, labels)

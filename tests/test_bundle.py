@@ -13,14 +13,9 @@ import pytest
 import torch
 
 import albert_edge.bundle as bundle_module
-from albert_edge.bundle import (
-    FORMAT,
-    GOLDEN_MAX_VALUES,
-    BundleError,
-    default_golden_texts,
-    read_manifest,
-    write_bundle,
-)
+from albert_edge.bundle import GOLDEN_MAX_VALUES, default_golden_texts, write_bundle
+from albert_edge.bundle_format import FORMAT, read_manifest
+from albert_edge.errors import BundleError
 from albert_edge.checkpoint import load_model
 from albert_edge.runtime import Bundle, Program
 from export_models import LABELS, MAX_SEQ_LEN, lowered_text_classifier

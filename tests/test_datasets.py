@@ -9,7 +9,7 @@ import pytest
 
 from albert_edge.datasets import DataError, encode_rows, read_labelled
 from albert_edge.tokenizer import AlbertTokenizer
-from albert_edge.training import ClassificationExample
+from albert_edge.datasets import ClassificationExample
 
 
 def _write(path: Path, text: str) -> Path:

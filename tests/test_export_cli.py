@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from albert_edge.bundle import BundleError, export_bundle, read_manifest, write_bundle
+from albert_edge.bundle import export_bundle, write_bundle
+from albert_edge.bundle_format import read_manifest
+from albert_edge.errors import BundleError
 from albert_edge.cli import main
 from albert_edge.lowering import DelegationReport, LoweredProgram
 from albert_edge.recipes import RECIPES
@@ -128,7 +130,7 @@ def test_export_of_a_checkpoint_dir_uses_its_head_labels_and_tokenizer(spiece_mo
         calls.append((type(model).__name__, recipe.name, max_seq_len, dynamic))
         return lowered.programs[recipe.name]
 
-    monkeypatch.setattr("albert_edge.lowering.export_program", export_program)
+    monkeypatch.setattr("albert_edge.bundle.export_program", export_program)
     out = tmp_path / "b"
     rc, stdout, _ = run_cli(["export", str(lowered.checkpoint), "--recipe", "int8", "--max-seq-len", "32",
                              "--out", str(out)], capsys)

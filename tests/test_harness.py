@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from export_models import LABELS, MAX_SEQ_LEN, lowered_text_classifier
 
 from albert_edge import _textgen
 from albert_edge.bundle import write_bundle
@@ -28,13 +29,11 @@ from albert_edge.harness import (
     compare,
     default_probe_lengths,
     latency_summary,
-    probe_inputs,
-    read_report,
-    spread_indices,
-    validate_report,
     load_eval_set,
+    probe_inputs,
+    spread_indices,
 )
-from export_models import LABELS, MAX_SEQ_LEN, lowered_text_classifier
+from albert_edge.report_schema import read_report, validate_report
 
 N_ROWS = 60
 LATENCY = LatencySettings(threads=(1, 2), warmup=1, rounds=2, runs=2, data_inputs=4, probe_lengths=(8, MAX_SEQ_LEN))

@@ -194,6 +194,23 @@ def test_bad_recipe_and_length(model):
         export_program(model, RECIPES["fp32"], max_seq_len=49)
 
 
+def test_a_recipe_checks_its_own_fields():
+    from albert_edge.errors import ConfigError
+    from albert_edge.recipes import Recipe
+
+    with pytest.raises(ConfigError, match=r"recipe 'x': linear 'int3' is not one of fp32, int8-dynamic, int4-8da4w"):
+        Recipe("x", linear="int3", embedding="fp32")
+    with pytest.raises(ConfigError, match=r"recipe 'x': embedding 'int2' is not one of fp32, int8, int4"):
+        Recipe("x", linear="fp32", embedding="int2")
+    with pytest.raises(ConfigError, match=r"recipe 'x': gelu 'fast' is not one of exact, xnnpack"):
+        Recipe("x", linear="fp32", embedding="fp32", gelu="fast")
+    with pytest.raises(ConfigError, match=r"4-bit weights need an even group_size >= 2, got 0"):
+        Recipe("x", linear="int4-8da4w", embedding="int8")
+    with pytest.raises(ConfigError, match=r"group_size 32 is only for 4-bit weights"):
+        Recipe("x", linear="int8-dynamic", embedding="int8", group_size=32)
+    assert all(Recipe(**r.to_dict()) == r for r in RECIPES.values())  # the table itself is valid
+
+
 def _train_tiny_classifier(steps: int = 150):
     """A tiny classifier trained on a learnable synthetic task: is token 7 in the sequence?"""
     from albert_edge.model import AlbertForSequenceClassification

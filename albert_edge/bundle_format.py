@@ -1,0 +1,312 @@
+"""The bundle format and its readers: what an app (and ``runtime.Bundle``) checks before it loads.
+
+A bundle is the folder ``albert-edge export`` writes (specification: ``export/BUNDLE.md``; the
+Android app mirrors these readers in ``BundleManifest.kt``)::
+
+    manifest.json      format, schema_version, task, labels, bounds, tokenizer settings, and one
+                       entry per program: file, recipe, inputs, outputs, size, sha256, delegation
+    model_<recipe>.pte one ExecuTorch program per recipe (e.g. model_fp32.pte, model_int8.pte)
+    spiece.model       the SentencePiece model (when the bundle has a tokenizer)
+    goldens.json       cases: texts -> token ids -> expected outputs of every program
+
+This module holds the format's constants, the manifest's input/output and tokenizer entries, and
+the readers: ``read_manifest`` (fields, types, file names), ``verify_files`` (sizes and sha256),
+``tokenizer_from_manifest`` and ``read_goldens``. Making a bundle is ``albert_edge.bundle``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from albert_edge import __version__
+from albert_edge._io import read_json_object
+from albert_edge.config import HEADS, INPUT_NAMES
+from albert_edge.errors import BundleError
+from albert_edge.tokenizer import AlbertTokenizer
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+FORMAT = "albert-edge-bundle"
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+GOLDENS_FORMAT = "albert-edge-goldens"
+MANIFEST_FILE = "manifest.json"
+GOLDENS_FILE = "goldens.json"
+TOKENIZER_FILE = "spiece.model"
+
+ARCHITECTURE_TASKS = {arch: task for task, arch in HEADS.items()}
+
+# Output names per architecture, in the order the program returns them, with their shapes
+# ("seq" is the input length S; named dimensions are filled from the config).
+OUTPUTS: dict[str, tuple[tuple[str, tuple[int | str, ...]], ...]] = {
+    "AlbertModel": (("last_hidden_state", (1, "seq", "hidden_size")), ("pooled_output", (1, "hidden_size"))),
+    "AlbertForPreTraining": (("mlm_logits", (1, "seq", "vocab_size")), ("sop_logits", (1, "num_labels"))),
+    "AlbertForMaskedLM": (("logits", (1, "seq", "vocab_size")),),
+    "AlbertForSequenceClassification": (("logits", (1, "num_labels")),),
+    "AlbertForTokenClassification": (("logits", (1, "seq", "num_labels")),),
+    "AlbertForQuestionAnswering": (("start_logits", (1, "seq")), ("end_logits", (1, "seq"))),
+}
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def golden_values(t: Tensor, stride: int) -> list[float]:
+    """Every ``stride``-th value of ``t`` (row-major), as floats that round-trip float32."""
+    flat = t.detach().reshape(-1)[::stride].float().tolist()
+    return [float(f"{x:.9g}") for x in flat]
+
+
+def task_of(model: nn.Module) -> tuple[str, str]:
+    arch = type(model).__name__
+    if arch not in ARCHITECTURE_TASKS:
+        raise BundleError(f"model class {arch} is not an ALBERT head; accepted: {', '.join(ARCHITECTURE_TASKS)}")
+    return arch, ARCHITECTURE_TASKS[arch]
+
+
+def output_specs(model: nn.Module) -> list[dict[str, Any]]:
+    """Manifest ``outputs`` of ``model``'s head: name, dtype, shape ("seq" = input length)."""
+    arch, _ = task_of(model)
+    c = model.config
+    dims = {"hidden_size": c.hidden_size, "vocab_size": c.vocab_size, "num_labels": c.num_labels}
+    return [
+        {"name": name, "dtype": "float32", "shape": [dims.get(d, d) if isinstance(d, str) else d for d in shape]}
+        for name, shape in OUTPUTS[arch]
+    ]
+
+
+def input_specs(config: Any, max_seq_len: int, dynamic: bool) -> list[dict[str, Any]]:
+    """Manifest ``inputs``: int64, shape (1, "seq"), seq in [min_seq_len, max_seq_len], value range."""
+    value_max = {"input_ids": config.vocab_size - 1, "attention_mask": 1, "token_type_ids": config.type_vocab_size - 1}
+    return [
+        {
+            "name": name,
+            "dtype": "int64",
+            "shape": [1, "seq"],
+            "min_seq_len": 1 if dynamic else max_seq_len,
+            "max_seq_len": max_seq_len,
+            "dynamic": dynamic,
+            "min_value": 0,
+            "max_value": value_max[name],
+        }
+        for name in INPUT_NAMES
+    ]
+
+
+def is_bundle(path: Path) -> bool:
+    """A folder holding a manifest.json of this format (readable JSON with the right ``format``)."""
+    try:
+        data = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """A manifest file entry: name, size and sha256 of ``path``."""
+    return {"file": path.name, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def tokenizer_settings(tokenizer: AlbertTokenizer, path: Path, max_seq_len: int, dynamic: bool) -> dict[str, Any]:
+    """Manifest ``tokenizer``: the file, its hash, preprocessing flags, special ids, encoding."""
+    return {
+        **file_entry(path),
+        "type": "sentencepiece-unigram",
+        "do_lower_case": tokenizer.do_lower_case,
+        "keep_accents": tokenizer.keep_accents,
+        "split_digit_comma": tokenizer.split_digit_comma,
+        "vocab_size": tokenizer.vocab_size,
+        "pad_id": tokenizer.pad_id,
+        "unk_id": tokenizer.unk_id,
+        "cls_id": tokenizer.cls_id,
+        "sep_id": tokenizer.sep_id,
+        "mask_id": tokenizer.mask_id,
+        "max_length": max_seq_len,
+        "truncation": "longest_first",
+        "padding": "do_not_pad" if dynamic else "max_length",
+    }
+
+
+_TOP_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "created_by": str,
+    "task": str,
+    "architecture": str,
+    "labels": list,
+    "max_seq_len": int,
+    "vocab_size": int,
+    "type_vocab_size": int,
+    "tokenizer": (dict, type(None)),
+    "goldens": (dict, type(None)),
+    "programs": list,
+}
+
+
+_PROGRAM_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "file": str,
+    "size_bytes": int,
+    "sha256": str,
+    "recipe": dict,
+    "inputs": list,
+    "outputs": list,
+}
+
+
+_FILE_FIELDS: dict[str, type | tuple[type, ...]] = {"file": str, "size_bytes": int, "sha256": str}
+
+
+def _type_names(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {dict: "object", list: "array", str: "string", int: "integer", type(None): "null"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _require(obj: dict[str, Any], fields: dict[str, Any], where: str) -> None:
+    for name, kind in fields.items():
+        if name not in obj:
+            raise BundleError(f"{where}: required field {name!r} is missing")
+        value = obj[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise BundleError(f"{where}: field {name!r} must be {_type_names(kind)}, got {value!r}")
+
+
+def _check_file_name(name: str, where: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise BundleError(f"{where}: file {name!r} must be a plain file name inside the bundle folder")
+
+
+def _check_file_entry(entry: dict[str, Any], where: str) -> None:
+    _require(entry, _FILE_FIELDS, where)
+    _check_file_name(entry["file"], where)
+    if not _SHA256_RE.match(entry["sha256"]):
+        raise BundleError(f"{where}: sha256 must be 64 lower-case hex digits, got {entry['sha256']!r}")
+
+
+def read_manifest(bundle_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``bundle_dir/manifest.json``: format, schema_version, required fields
+    and types, plain file names, and that every named file is present. Raises BundleError."""
+    root = Path(bundle_dir)
+    path = root / MANIFEST_FILE
+    if not root.is_dir():
+        raise BundleError(f"{root}: no such bundle folder")
+    if not path.is_file():
+        raise BundleError(f"{root}: not a bundle: no {MANIFEST_FILE} (expected the folder `albert-edge export` writes)")
+    manifest = read_json_object(path, BundleError)
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    version = manifest.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):
+        supported = ", ".join(map(str, SUPPORTED_SCHEMA_VERSIONS))
+        raise BundleError(
+            f"{path}: schema_version {version!r} is not supported by albert-edge {__version__} "
+            f"(supported: {supported}); use a matching albert-edge or re-export the bundle"
+        )
+    _require(manifest, _TOP_FIELDS, str(path))
+    if manifest["task"] not in HEADS:
+        raise BundleError(f"{path}: task {manifest['task']!r} is not one of {', '.join(HEADS)}")
+    if not manifest["programs"]:
+        raise BundleError(f"{path}: programs is empty; a bundle has at least one program")
+    files: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(manifest["programs"]):
+        where = f"{path}: programs[{i}]"
+        if not isinstance(entry, dict):
+            raise BundleError(f"{where} must be an object, got {entry!r}")
+        _require(entry, _PROGRAM_FIELDS, where)
+        _check_file_entry(entry, where)
+        if entry["name"] in seen:
+            raise BundleError(f"{where}: program name {entry['name']!r} is used twice")
+        seen.add(entry["name"])
+        if [x.get("name") for x in entry["inputs"] if isinstance(x, dict)] != list(INPUT_NAMES):
+            raise BundleError(f"{where}: inputs must be {list(INPUT_NAMES)} in that order")
+        files.append((entry["file"], f"programs[{i}].file"))
+    for key in ("tokenizer", "goldens"):
+        if manifest[key] is not None:
+            _check_file_entry(manifest[key], f"{path}: {key}")
+            files.append((manifest[key]["file"], f"{key}.file"))
+    for name, field_name in files:
+        if not (root / name).is_file():
+            raise BundleError(f"{root / name}: missing (manifest.json {field_name} names it)")
+    return manifest
+
+
+def _entries_with_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = list(manifest["programs"])
+    entries += [manifest[k] for k in ("tokenizer", "goldens") if manifest.get(k) is not None]
+    return entries
+
+
+def verify_files(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> None:
+    """Check every file the manifest names against its size_bytes and sha256 (BundleError)."""
+    root = Path(bundle_dir)
+    for entry in _entries_with_files(manifest):
+        path = root / entry["file"]
+        size = path.stat().st_size
+        if size != entry["size_bytes"]:
+            raise BundleError(
+                f"{path}: size is {size} bytes, manifest.json expects {entry['size_bytes']} "
+                "(truncated or replaced); copy the bundle again or re-export it"
+            )
+        actual = sha256_file(path)
+        if actual != entry["sha256"]:
+            raise BundleError(
+                f"{path}: sha256 is {actual}, manifest.json expects {entry['sha256']} "
+                "(the file was changed or corrupted); copy the bundle again or re-export it"
+            )
+
+
+def tokenizer_from_manifest(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> AlbertTokenizer | None:
+    """The bundle's tokenizer with the manifest's settings, its special ids checked; or None."""
+    settings = manifest.get("tokenizer")
+    if settings is None:
+        return None
+    path = Path(bundle_dir) / settings["file"]
+    tokenizer = AlbertTokenizer(
+        path.read_bytes(),
+        do_lower_case=bool(settings.get("do_lower_case", True)),
+        keep_accents=bool(settings.get("keep_accents", False)),
+        split_digit_comma=bool(settings.get("split_digit_comma", False)),
+        source=str(path),
+    )
+    for role in ("pad", "unk", "cls", "sep", "mask"):
+        expected = settings.get(f"{role}_id")
+        actual = getattr(tokenizer, f"{role}_id")
+        if expected is not None and expected != actual:
+            raise BundleError(
+                f"{path}: {role} id is {actual} but manifest.json tokenizer.{role}_id is {expected}"
+            )
+    return tokenizer
+
+
+def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The bundle's ``goldens.json``, checked for format and one entry per program."""
+    if manifest.get("goldens") is None:
+        raise BundleError(f"{bundle_dir}: this bundle has no golden cases (manifest.json goldens is null)")
+    path = Path(bundle_dir) / manifest["goldens"]["file"]
+    goldens = read_json_object(path, BundleError)
+    if goldens.get("format") != GOLDENS_FORMAT:
+        raise BundleError(f"{path}: format must be {GOLDENS_FORMAT!r}")
+    if goldens.get("schema_version") not in SUPPORTED_SCHEMA_VERSIONS:
+        raise BundleError(f"{path}: schema_version {goldens.get('schema_version')!r} is not supported")
+    names = [p["name"] for p in manifest["programs"]]
+    for i, case in enumerate(goldens.get("cases", [])):
+        missing = [n for n in names if n not in case.get("programs", {})]
+        if missing:
+            raise BundleError(f"{path}: cases[{i}] has no expected outputs for program(s) {missing}")
+    missing = [n for n in names if n not in goldens.get("tolerances", {})]
+    if missing:
+        raise BundleError(f"{path}: tolerances has no entry for program(s) {missing}")
+    return goldens

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from albert_edge.cli_args import read_texts
 from albert_edge.errors import TrainingError
 from albert_edge.training_args import OPTIMIZERS, TrainingArgs
 
@@ -35,7 +35,12 @@ def _add_training_options(p: argparse.ArgumentParser, *, steps: int, batch_size:
     g.add_argument("--log-every", type=int, default=10, help="steps between log lines (default 10)")
     g.add_argument("--eval-every", type=int, default=0, help="steps between evaluations, 0 = at the end (default 0)")
     g.add_argument("--save-every", type=int, default=100, help="steps between checkpoints (default 100)")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out from its checkpoint, exactly (its arguments "
+                        "and data must be the same; a run that differs is refused, naming what changed)")
+    g.add_argument("--resume-changed", action="store_true",
+                   help="with --resume: continue even though arguments or data differ from the run's (the "
+                        "result then is not what one uninterrupted run would give)")
     g.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -59,7 +64,7 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
     config = AlbertConfig.from_name(name) if name in PRESETS else AlbertConfig.load(name)
     masking = MaskingConfig(max_seq_len=a.max_seq_len, dupe_factor=a.dupe_factor)
     result = pretrain(a.out, docs, config, _training_args(a), tokenizer_file=a.spm, vocab_size=a.vocab_size,
-                      masking=masking, eval_documents=eval_docs, resume=a.resume, init=a.init)
+                      masking=masking, eval_documents=eval_docs, resume=a.resume, resume_changed=a.resume_changed, init=a.init)
     _print_result(a.out, result)
 
 
@@ -70,7 +75,7 @@ def cmd_finetune(a: argparse.Namespace) -> None:
     result = finetune(a.model, a.out, a.data, _training_args(a), valid_file=a.valid, labels=labels,
                       text_column=a.text_column, label_column=a.label_column,
                       text_pair_column=a.text_pair_column, max_seq_len=a.max_seq_len, dropout=a.dropout,
-                      resume=a.resume)
+                      resume=a.resume, resume_changed=a.resume_changed)
     _print_result(a.out, result)
 
 
@@ -102,7 +107,7 @@ def cmd_classify(a: argparse.Namespace) -> None:
     from albert_edge.classifier import TextClassifier
 
     clf = TextClassifier.from_pretrained(a.model)
-    texts = a.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    texts = read_texts(a.text)
     for r in clf.classify(texts):
         if a.json:
             print(json.dumps(r, ensure_ascii=False))

@@ -45,15 +45,16 @@ from typing import Any
 import torch
 
 from albert_edge import corpora
-from albert_edge._io import atomic_write_text, replaced_dir
+from albert_edge._io import atomic_write_json, atomic_write_text, replaced_dir
 from albert_edge._machine import cpu_name
+from albert_edge._procs import init_pool_worker
 from albert_edge.baseline import tfidf_logreg
 from albert_edge.checkpoint import DEFAULT_MODEL_DIR, load_pretrained
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import Row
 from albert_edge.pretraining_data import MaskingConfig
 from albert_edge.tokenizer import AlbertTokenizer, train_sentencepiece
-from albert_edge.training import TrainingArgs, read_log
+from albert_edge.training import CHECKPOINT_DIR, TrainingArgs, read_log
 from albert_edge.workflows import evaluate_rows, finetune_rows, pretrain_examples, pretraining_examples
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,6 @@ FINETUNE = TrainingArgs(steps=1700, batch_size=32, lr=3e-4, warmup_steps=170, we
 FINETUNE_DROPOUT = 0.1
 
 
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
 def _stage(out: Path, name: str) -> Path:
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
@@ -116,6 +113,11 @@ def build_vocabulary(out: Path, prose: list[corpora.Document], tweets: list[corp
     return path
 
 
+def _interrupted(run_dir: Path) -> bool:
+    """A stage's run was started (it has a checkpoint): continue it, exactly."""
+    return (run_dir / CHECKPOINT_DIR).exists()
+
+
 def rows(items: list[corpora.LabelledText]) -> list[Row]:
     return [Row(t.text, t.label, None, i) for i, t in enumerate(items)]
 
@@ -129,9 +131,10 @@ def finetune(out: Path, name: str, init: Path, splits: dict[str, list[corpora.La
     if result_path.exists():
         return json.loads(result_path.read_text())
     finetune_rows(init, d, rows(splits["train"]), args, labels=LABELS, valid_rows=rows(splits["valid"]),
-                  max_seq_len=FINETUNE_MAX_LEN, dropout=FINETUNE_DROPOUT, resume=True, from_scratch=from_scratch)
+                  max_seq_len=FINETUNE_MAX_LEN, dropout=FINETUNE_DROPOUT, resume=_interrupted(d),
+                  from_scratch=from_scratch)
     result = evaluate_rows(d / "model", rows(splits["test"]), max_seq_len=FINETUNE_MAX_LEN, batch_size=128)
-    _write_json(result_path, result)
+    atomic_write_json(result_path, result)
     return result
 
 
@@ -144,7 +147,7 @@ class _Timings:
 
     def done(self, name: str, t0: float) -> None:
         self.times[name] = round(time.time() - t0, 1)
-        _write_json(self.path, self.times)
+        atomic_write_json(self.path, self.times)
         log.info("%s: %.0f s", name, self.times[name])
 
 
@@ -191,9 +194,9 @@ def pretrain_phases(out: Path, data: _Corpora, spm_path: Path, pretrain_args: Tr
         timings.done(f"{key} examples", t0)
         t0 = time.time()
         pretrain_examples(pre_dir, train_ex, MODEL_CONFIG, args, tokenizer_file=spm_path, max_seq_len=seq_len,
-                          eval_examples=valid_ex, resume=True, init=init)
+                          eval_examples=valid_ex, resume=_interrupted(pre_dir), init=init)
         timings.done(key, t0)
-        _write_json(pre_dir / "data.json", {
+        atomic_write_json(pre_dir / "data.json", {
             "max_seq_len": seq_len, "dupe_factor": dupe,
             "train_examples": len(train_ex), "valid_examples": len(valid_ex),
             # SOP label 1 also covers one-segment chunks (B from another document), so the
@@ -214,8 +217,8 @@ def finetune_and_ablation(out: Path, tweets: dict[str, list[corpora.LabelledText
     t0 = time.time()
     if len(todo) == 2 and (os.cpu_count() or 1) >= 2:
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx, initializer=torch.set_num_threads,
-                                                    initargs=(1,)) as pool:
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx, initializer=init_pool_worker,
+                                                    initargs=(os.getpid(), 1)) as pool:
             from albert_edge import make_default  # by module name: picklable when run as __main__
 
             futures = [pool.submit(make_default.finetune, out, name, init, tweets, args, scratch)
@@ -261,7 +264,7 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
 
     card = build_card(out, data, spm_path, pretrain_args, long_args, finetune_args, tuned, scratch, baseline,
                       timings.times)
-    _write_json(out / "card.json", card)
+    atomic_write_json(out / "card.json", card)
     atomic_write_text(out / "MODEL_CARD.md", model_card(card))
     if install:
         install_model(out)

@@ -29,6 +29,7 @@ evaluation to ``OUT/metrics.json``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -45,7 +46,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from albert_edge._io import atomic_write_text, read_json_object, replaced_dir
+from albert_edge._io import atomic_write_json, atomic_write_text, read_json_object, replaced_dir
 from albert_edge.checkpoint import load_pretrained, save_pretrained
 from albert_edge.datasets import ClassificationExample
 from albert_edge.errors import TrainingError
@@ -318,20 +319,53 @@ def _duration(seconds: float) -> str:
 
 # ---- the loop -----------------------------------------------------------------------------
 
-def _check_out(out: Path, resume: bool) -> None:
+def check_run_folder(out: Path, resume: bool) -> None:
+    """TrainingError if `out` cannot hold this run: a file, a run already there without resume,
+    or no run there with resume."""
     if out.exists() and not out.is_dir():
         raise TrainingError(f"{out}: exists and is not a folder; choose another output folder")
     if not resume and (out / CHECKPOINT_DIR).exists():
         raise TrainingError(f"{out}: already holds a run (checkpoint/); pass --resume to continue it "
                             "or choose another output folder")
+    if resume and not (out / CHECKPOINT_DIR).exists():
+        raise TrainingError(f"{out}: --resume, but there is no run to resume (no {CHECKPOINT_DIR}/ in it); "
+                            "drop --resume to start one, or name the folder of the interrupted run")
+
+
+# Arguments that do not change the weights a run ends with: a resumed run may differ in these.
+_RESULT_NEUTRAL = ("progress", "log_every", "eval_every", "save_every", "eval_batch_size")
+
+
+def examples_digest(examples: Sequence[Any]) -> str:
+    """sha256 of the training examples (their repr, in order): what a resumed run must train on."""
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(repr(e).encode())
+    return h.hexdigest()
+
+
+def _check_resume(ckpt: Path, state: dict[str, Any], args: TrainingArgs, digest: str, task: str) -> list[str]:
+    """What differs between the checkpoint's run and this one (arguments, data, task)."""
+    if state.get("task") != task:
+        raise TrainingError(f"{ckpt}: holds a {state.get('task')} run, not {task}")
+    try:
+        then = json.loads(state["args"])
+    except (KeyError, TypeError, ValueError):
+        then = {}
+    now = asdict(args)
+    changed = [f"{k} {then[k]!r} -> {now[k]!r}" for k in now
+               if k not in _RESULT_NEUTRAL and k in then and json.loads(json.dumps(now[k])) != then[k]]
+    if state.get("data_sha256") not in (None, digest):
+        changed.append("the training examples (another data file, tokenizer, max length or seed)")
+    return changed
 
 
 def _save_checkpoint(out: Path, model: AlbertPreTrainedModel, optimizer: torch.optim.Optimizer,
-                     step: int, consumed: int, args: TrainingArgs, task: str) -> None:
+                     step: int, consumed: int, args: TrainingArgs, task: str, digest: str) -> None:
     with replaced_dir(out / CHECKPOINT_DIR) as tmp:
         save_pretrained(model, tmp)
         state = {"step": step, "consumed": consumed, "optimizer": optimizer.state_dict(),
-                 "args": json.dumps(asdict(args)), "task": task}
+                 "args": json.dumps(asdict(args)), "task": task, "data_sha256": digest}
         torch.save(state, tmp / TRAINER_STATE)
 
 
@@ -400,13 +434,19 @@ def train(
     labels: Sequence[str] | None = None,
     tokenizer_file: str | os.PathLike | None = None,
     resume: bool = False,
+    resume_changed: bool = False,
     world: World | None = None,
 ) -> dict[str, Any]:
     """Train `model` in place for ``args.steps`` optimizer steps and write OUT/model, OUT/log.jsonl
-    and OUT/metrics.json (main process). Returns the final evaluation (empty without eval examples)."""
+    and OUT/metrics.json (main process). Returns the final evaluation (empty without eval examples).
+
+    resume: continue the run in `out_dir` from its checkpoint (TrainingError if there is none),
+    bit-identical to one uninterrupted run; so the arguments that decide the weights and the
+    training examples must be the run's, or TrainingError names what changed, unless
+    ``resume_changed`` (then the result is not what one uninterrupted run would give)."""
     world = world or init_world()
     out = Path(out_dir)
-    _check_out(out, resume)
+    check_run_folder(out, resume)
     if not train_examples:
         raise TrainingError("no training examples")
     if args.batch_size % (world.size * args.grad_accum):
@@ -418,10 +458,16 @@ def train(
     step, consumed = 0, 0
     optimizer = make_optimizer(model, args)
     ckpt = out / CHECKPOINT_DIR
-    if resume and ckpt.exists():
+    digest = examples_digest(train_examples)
+    if resume:
         state = _load_trainer_state(ckpt / TRAINER_STATE)
-        if state.get("task") != task.name:
-            raise TrainingError(f"{ckpt}: holds a {state.get('task')} run, not {task.name}")
+        changed = _check_resume(ckpt, state, args, digest, task.name)
+        if changed and not resume_changed:
+            raise TrainingError(f"{ckpt}: --resume with other settings than the run's: {'; '.join(changed)}. "
+                                "An exact resume needs the same ones; pass them as before, or --resume-changed "
+                                "to continue anyway (the result then differs from one uninterrupted run)")
+        if changed:
+            log.warning("resuming %s with changed settings: %s", ckpt, "; ".join(changed))
         loaded = load_pretrained(ckpt, type(model))
         model.load_state_dict(loaded.state_dict())
         optimizer = make_optimizer(model, args)
@@ -495,7 +541,7 @@ def train(
         if args.eval_every and step % args.eval_every == 0 and step < args.steps:
             run_eval()
         if world.main and ((args.save_every and step % args.save_every == 0) or step == args.steps):
-            _save_checkpoint(out, model, optimizer, step, consumed, args, task.name)
+            _save_checkpoint(out, model, optimizer, step, consumed, args, task.name, digest)
         if world.size > 1:
             dist.barrier()
 
@@ -503,9 +549,8 @@ def train(
     if world.main:
         with replaced_dir(out / MODEL_DIR) as tmp:
             save_pretrained(model, tmp, tokenizer_file=tokenizer_file)
-        atomic_write_text(out / METRICS_FILE, json.dumps({"step": step, "task": task.name, "eval": result,
-                                                          "args": asdict(args), "world_size": world.size},
-                                                         indent=2) + "\n")
+        atomic_write_json(out / METRICS_FILE, {"step": step, "task": task.name, "eval": result,
+                                               "args": asdict(args), "world_size": world.size})
     return result
 
 

@@ -29,7 +29,14 @@ from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, rea
 from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
-from albert_edge.training import TrainingArgs, classification_task, evaluate, pretraining_task, train
+from albert_edge.training import (
+    TrainingArgs,
+    check_run_folder,
+    classification_task,
+    evaluate,
+    pretraining_task,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,7 @@ def pretrain(
     masking: MaskingConfig = MaskingConfig(),
     eval_documents: list[list[str]] | None = None,
     resume: bool = False,
+    resume_changed: bool = False,
     init: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Pretrain ``AlbertForPreTraining`` (MLM + SOP) on documents of sentences. From scratch with
@@ -89,6 +97,7 @@ def pretrain(
     evaluation examples (one pass, ``dupe_factor`` 1) with ``args.seed + 1``. See
     ``pretrain_examples`` for the rest."""
     out = Path(out_dir)
+    check_run_folder(out, resume)  # before minutes of tokenizer training
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer_file is None and init is not None:
         tokenizer_file = Path(init) / SPIECE_MODEL
@@ -104,7 +113,8 @@ def pretrain(
     eval_ex = (pretraining_examples(eval_documents, text_tokenizer, dataclasses.replace(masking, dupe_factor=1),
                                     args.seed + 1) if eval_documents else [])
     return pretrain_examples(out, train_ex, config, args, tokenizer_file=tokenizer_file, eval_examples=eval_ex,
-                             max_seq_len=masking.max_seq_len, resume=resume, init=init)
+                             max_seq_len=masking.max_seq_len, resume=resume, resume_changed=resume_changed,
+                             init=init)
 
 
 def pretrain_examples(
@@ -117,6 +127,7 @@ def pretrain_examples(
     max_seq_len: int,
     eval_examples: Sequence[Any] = (),
     resume: bool = False,
+    resume_changed: bool = False,
     init: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Pretrain on examples already made (``pretraining_examples``), from `config` or from the
@@ -141,7 +152,8 @@ def pretrain_examples(
     if start is not None:
         model.load_state_dict(start.state_dict())
     return train(model, pretraining_task(pieces.pad_id), train_examples, args, out_dir,
-                 eval_examples=eval_examples, tokenizer_file=tokenizer_file, resume=resume)
+                 eval_examples=eval_examples, tokenizer_file=tokenizer_file, resume=resume,
+                 resume_changed=resume_changed)
 
 
 def _labels_of(rows: Sequence[Any]) -> tuple[str, ...]:
@@ -162,6 +174,7 @@ def finetune(
     max_seq_len: int | None = None,
     dropout: float | None = None,
     resume: bool = False,
+    resume_changed: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier from the encoder in `model_path` (a pretraining, encoder or
     classifier checkpoint with its tokenizer) on a labelled CSV/TSV/JSONL file. Labels default to
@@ -174,7 +187,7 @@ def finetune(
         raise DataError(f"{train_file}: only one label ({labels[0]!r}) in the training data; need at least 2")
     valid_rows = read_labelled(valid_file, labels=labels, **columns) if valid_file else []
     return finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
-                         max_seq_len=max_seq_len, dropout=dropout, resume=resume)
+                         max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed)
 
 
 def finetune_rows(
@@ -188,6 +201,7 @@ def finetune_rows(
     max_seq_len: int | None = None,
     dropout: float | None = None,
     resume: bool = False,
+    resume_changed: bool = False,
     from_scratch: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier on labelled rows in memory (``datasets.Row``).
@@ -220,7 +234,8 @@ def finetune_rows(
     valid_ex = encode_rows(valid_rows, tokenizer, labels, max_seq_len)
     tok_file = model_path / SPIECE_MODEL
     return train(model, classification_task(tokenizer.pad_id), train_ex, args, out_dir, eval_examples=valid_ex,
-                 labels=labels, tokenizer_file=tok_file if tok_file.exists() else None, resume=resume)
+                 labels=labels, tokenizer_file=tok_file if tok_file.exists() else None, resume=resume,
+                 resume_changed=resume_changed)
 
 
 def evaluate_file(

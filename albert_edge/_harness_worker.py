@@ -220,6 +220,9 @@ class Worker:
 
 
 def main() -> None:
+    from albert_edge._procs import die_with_parent
+
+    die_with_parent(int(os.environ.get("ALBERT_EDGE_PARENT_PID", os.getppid())))  # no orphan if the harness dies
     # The protocol owns the original stdout; anything native code prints goes to stderr.
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)

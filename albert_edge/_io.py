@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from albert_edge._procs import alive
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -42,6 +48,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def atomic_write_json(path: Path, data: Any, indent: int | None = 2) -> None:
+    """``data`` as JSON into ``path`` (atomically). NaN and infinity are refused (ValueError naming
+    the file): they are not JSON, and a reader in another language would reject the file."""
+    try:
+        text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f"{path}: refusing to write a non-finite number (NaN or infinity) into JSON ({err})") from None
+    atomic_write_text(path, text + "\n")
+
+
 def read_json_object(path: Path, error: type[Exception]) -> dict:
     """The JSON object in ``path``; ``error`` (naming the file) if it is not valid JSON or not an object."""
     try:
@@ -53,12 +69,33 @@ def read_json_object(path: Path, error: type[Exception]) -> dict:
     return data
 
 
+def _sibling_prefix(out: Path) -> str:
+    """Temporary folders beside ``out`` are named ``.<name>.<pid>.<random>.tmp`` (or ``.old``)."""
+    return f".{out.name}.{os.getpid()}."
+
+
+def remove_stale_temps(out: Path) -> list[Path]:
+    """Remove the temporary folders a killed run left beside ``out`` (their process is gone, or
+    they predate the pid in the name); returns them."""
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for p in out.parent.iterdir():
+        if not (p.name.startswith(f".{out.name}.") and p.name.endswith((".tmp", ".old")) and p.is_dir()):
+            continue
+        owner = p.name[len(out.name) + 2:].split(".")[0]
+        if not owner.isdigit() or (int(owner) != os.getpid() and not alive(int(owner))):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 def swap_dir_into_place(new: Path, out: Path) -> None:
     """Rename ``new`` to ``out``; an existing ``out`` is moved aside first and deleted after."""
     if not out.exists():
         os.rename(new, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+    old = Path(tempfile.mkdtemp(prefix=_sibling_prefix(out), suffix=".old", dir=out.parent))
     os.rmdir(old)  # only the unique name is wanted
     os.rename(out, old)
     try:
@@ -81,11 +118,14 @@ def replaced_dir(out: Path) -> Iterator[Path]:
 
     When the block ends normally, every file in it is synced to disk and the folder is swapped
     into place (an existing ``out`` is replaced as a whole); when it raises, the temporary folder
-    is removed and ``out`` stays as it was.
+    is removed and ``out`` stays as it was. Temporary folders that a killed run left beside
+    ``out`` are removed first (``remove_stale_temps``).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    for stale in remove_stale_temps(out):
+        log.info("removed %s, left by a run that was killed", stale)
+    tmp = Path(tempfile.mkdtemp(prefix=_sibling_prefix(out), suffix=".tmp", dir=out.parent))
     try:
         yield tmp
         for path in tmp.rglob("*"):

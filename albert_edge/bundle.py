@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from albert_edge import __version__
-from albert_edge._io import replaced_dir
+from albert_edge._io import atomic_write_json, replaced_dir
+from albert_edge._procs import init_pool_worker
 from albert_edge.bundle_format import (
     FORMAT,
     GOLDENS_FILE,
@@ -221,7 +223,9 @@ def compute_goldens(
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Refuse a target that exists and is not a bundle (it would be replaced). Returns the path."""
+    """Refuse, before any work, a target the bundle cannot replace: a file, a folder that is not
+    a bundle, a bundle folder holding files of the user's (they would be deleted), or a place
+    this process cannot write. Returns the path."""
     out = Path(out_dir)
     if out.exists():
         if not out.is_dir():
@@ -231,17 +235,31 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
                 f"{out}: exists and is not an albert-edge bundle (no {MANIFEST_FILE} with format "
                 f"{FORMAT!r}); a bundle replaces its folder, so choose a new or empty folder"
             )
+        if is_bundle(out):
+            foreign = sorted(p.name for p in out.iterdir() if p.name not in _bundle_files(out))
+            if foreign:
+                raise BundleError(
+                    f"{out}: holds files that are not part of its bundle ({', '.join(foreign[:5])}"
+                    f"{', ...' if len(foreign) > 5 else ''}); re-exporting replaces the whole folder and would "
+                    "delete them: move them out or choose another --out"
+                )
+    existing = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    try:  # the bundle is assembled beside its target: try that now, not after minutes of lowering
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe.", dir=existing))
+    except OSError as err:
+        raise BundleError(f"{out}: cannot write into {existing} ({err.strerror}); choose another --out") from None
     return out
 
 
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-
-
+def _bundle_files(out: Path) -> set[str]:
+    """The files an existing bundle's manifest names, and the manifest itself."""
+    try:
+        manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+        named = [p.get("file") for p in manifest.get("programs", [])]
+        named += [manifest[k].get("file") for k in ("tokenizer", "goldens") if isinstance(manifest.get(k), dict)]
+    except (OSError, ValueError, AttributeError, TypeError):
+        named = []
+    return {MANIFEST_FILE, *(n for n in named if isinstance(n, str))}
 
 
 def _check_programs(programs: Sequence[LoweredProgram], config: Any, tokenizer: AlbertTokenizer | None) -> None:
@@ -318,7 +336,7 @@ def write_bundle(
             tok_entry = tokenizer_settings(tokenizer, tmp / TOKENIZER_FILE, max_seq_len, dynamic)
         recipes = {p.recipe.name: p.recipe.to_dict() for p in programs}
         goldens = compute_goldens(model, files, recipes, tokenizer, texts, max_seq_len, dynamic)
-        _write_json(tmp / GOLDENS_FILE, goldens)
+        atomic_write_json(tmp / GOLDENS_FILE, goldens)
         names = [e["name"] for e in entries]
         manifest = {
             "format": FORMAT,
@@ -336,7 +354,7 @@ def write_bundle(
             "goldens": {**file_entry(tmp / GOLDENS_FILE), "num_cases": len(goldens["cases"])},
             "programs": entries,
         }
-        _write_json(tmp / MANIFEST_FILE, manifest)
+        atomic_write_json(tmp / MANIFEST_FILE, manifest)
     log.info("wrote bundle %s: %s", out, ", ".join(f.name for f in sorted(out.iterdir())))
     return out
 
@@ -399,6 +417,12 @@ def export_bundle(
         raise BundleError(
             f"--max-seq-len {max_seq_len!r} is outside [1, {limit}] (the model's max_position_embeddings)"
         )
+    if dynamic and max_seq_len < 2:
+        raise BundleError(f"--max-seq-len {max_seq_len} with a dynamic length: a dynamic program takes a range "
+                          "of lengths, so it needs --max-seq-len >= 2; for one length use --fixed-length")
+    if tok is not None and max_seq_len < 2:
+        raise BundleError(f"--max-seq-len {max_seq_len}: a bundle with a tokenizer needs at least 2 tokens, "
+                          "room for [CLS] and [SEP]")
     if tok is None:
         step("no tokenizer: the bundle will have none, and its goldens use fixed random token ids")
     _check_tokenizer(tok, net.config)  # before lowering; write_bundle checks it again
@@ -412,7 +436,8 @@ def export_bundle(
             program = export_program(net, RECIPES[name], max_seq_len=max_seq_len, dynamic=dynamic)
             step(_lowered_line(i, len(recipes), name, program))
             lowered.append(program)
-    step(f"writing {out_dir} and running the golden cases through each program ...")
+    replacing = "replacing the bundle in" if Path(out_dir).exists() and any(Path(out_dir).iterdir()) else "writing"
+    step(f"{replacing} {out_dir} and running the golden cases through each program ...")
     path = write_bundle(out_dir, net, lowered, tok, golden_texts)
     step(f"wrote {path}")
     return path
@@ -428,7 +453,6 @@ def _lower_in_worker(
 ) -> LoweredProgram:
     """One recipe of ``export_bundle(jobs > 1)``, run in a worker process: load the model here
     (a preset is seeded, so its weights are the parent's) and lower it."""
-    torch.set_num_threads(1)  # `jobs` workers share the cores; more threads would oversubscribe
     net = load_model(model, head)
     return export_program(net, RECIPES[recipe], max_seq_len=max_seq_len, dynamic=dynamic)
 
@@ -453,7 +477,9 @@ def _lower_in_workers(
     n, workers = len(recipes), min(jobs, len(recipes))
     length = "dynamic" if dynamic else "fixed"
     # spawn, not fork: the parent has torch (and its thread pools) loaded, which fork does not copy safely.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    # Each worker runs torch on one thread (`jobs` workers share the cores) and dies with this process.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_pool_worker, initargs=(os.getpid(), 1))
     try:
         futures = {}
         for i, name in enumerate(recipes, 1):

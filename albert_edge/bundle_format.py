@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from albert_edge import __version__
@@ -195,9 +197,86 @@ def _check_file_entry(entry: dict[str, Any], where: str) -> None:
         raise BundleError(f"{where}: sha256 must be 64 lower-case hex digits, got {entry['sha256']!r}")
 
 
+def _int(obj: dict[str, Any], name: str, where: str, lo: int, hi: int | None = None) -> int:
+    """``obj[name]``, an integer in [lo, hi] (hi None: no upper bound)."""
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        accepted = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
+        raise BundleError(f"{where}: field {name!r} must be {accepted}, got {value!r}")
+    return value
+
+
+def _choice(obj: dict[str, Any], name: str, where: str, accepted: Sequence[Any]) -> Any:
+    value = obj.get(name)
+    if value not in accepted or isinstance(value, bool) != any(isinstance(a, bool) for a in accepted):
+        raise BundleError(f"{where}: field {name!r} must be one of {', '.join(map(json.dumps, accepted))}, "
+                          f"got {json.dumps(value)}")
+    return value
+
+
+def _check_top(manifest: dict[str, Any], where: str) -> None:
+    task = manifest["task"]
+    if task not in HEADS:
+        raise BundleError(f"{where}: task {task!r} is not one of {', '.join(HEADS)}")
+    if HEADS[task] != manifest["architecture"]:
+        raise BundleError(f"{where}: architecture {manifest['architecture']!r} does not match task {task!r} "
+                          f"(expected {HEADS[task]!r})")
+    labels = manifest["labels"]
+    if not labels or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
+        raise BundleError(f"{where}: labels must be a non-empty array of distinct non-empty strings, got {labels!r}")
+    _int(manifest, "max_seq_len", where, 1)
+    vocab = _int(manifest, "vocab_size", where, 1)
+    _int(manifest, "type_vocab_size", where, 1)
+    if "pad_token_id" in manifest:
+        _int(manifest, "pad_token_id", where, 0, vocab - 1)
+    if not manifest["programs"]:
+        raise BundleError(f"{where}: programs is empty; a bundle has at least one program")
+
+
+def _check_program(entry: dict[str, Any], manifest: dict[str, Any], where: str) -> None:
+    _require(entry, _PROGRAM_FIELDS, where)
+    _check_file_entry(entry, where)
+    inputs = entry["inputs"]
+    if [x.get("name") if isinstance(x, dict) else x for x in inputs] != list(INPUT_NAMES):
+        raise BundleError(f"{where}: inputs must be {list(INPUT_NAMES)} in that order")
+    top = manifest["max_seq_len"]
+    for j, spec in enumerate(inputs):
+        at = f"{where}.inputs[{j}]"
+        _choice(spec, "dtype", at, ["int64"])
+        longest = _int(spec, "max_seq_len", at, 1)
+        if longest != top:
+            raise BundleError(f"{at}: max_seq_len {longest} differs from the manifest's max_seq_len {top}; "
+                              "the manifest was edited: re-export the bundle")
+        shortest = _int(spec, "min_seq_len", at, 1, longest)
+        if _choice(spec, "dynamic", at, [True, False]) != (shortest < longest):
+            raise BundleError(f"{at}: dynamic is {spec['dynamic']} but the lengths are {shortest}..{longest}")
+    for j, out in enumerate(entry["outputs"]):
+        at = f"{where}.outputs[{j}]"
+        if not isinstance(out, dict) or not isinstance(out.get("name"), str) or not isinstance(out.get("shape"), list):
+            raise BundleError(f"{at}: must be an object with a string name and a shape array, got {out!r}")
+
+
+def _check_tokenizer_entry(tok: dict[str, Any], manifest: dict[str, Any], where: str) -> None:
+    _check_file_entry(tok, where)
+    _choice(tok, "type", where, ["sentencepiece-unigram"])
+    for flag in ("do_lower_case", "keep_accents", "split_digit_comma"):
+        _choice(tok, flag, where, [True, False])
+    pieces = _int(tok, "vocab_size", where, 5, manifest["vocab_size"])
+    for role in ("pad", "unk", "cls", "sep", "mask"):
+        _int(tok, f"{role}_id", where, 0, pieces - 1)
+    if _int(tok, "max_length", where, 1) != manifest["max_seq_len"]:
+        raise BundleError(f"{where}: max_length {tok['max_length']} differs from the manifest's max_seq_len "
+                          f"{manifest['max_seq_len']}; the manifest was edited: re-export the bundle")
+    _choice(tok, "truncation", where, ["longest_first"])
+    dynamic = manifest["programs"][0]["inputs"][0]["dynamic"]
+    _choice(tok, "padding", where, ["do_not_pad"] if dynamic else ["max_length"])
+
+
 def read_manifest(bundle_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate ``bundle_dir/manifest.json``: format, schema_version, required fields
-    and types, plain file names, and that every named file is present. Raises BundleError."""
+    """Read and validate ``bundle_dir/manifest.json`` as a whole: format and schema_version,
+    every field's type and range, the programs' input bounds against the top-level
+    max_seq_len, the tokenizer settings, plain file names, and that every named file is
+    present. Raises BundleError naming the field, its value and what is accepted."""
     root = Path(bundle_dir)
     path = root / MANIFEST_FILE
     if not root.is_dir():
@@ -215,28 +294,29 @@ def read_manifest(bundle_dir: str | os.PathLike) -> dict[str, Any]:
             f"(supported: {supported}); use a matching albert-edge or re-export the bundle"
         )
     _require(manifest, _TOP_FIELDS, str(path))
-    if manifest["task"] not in HEADS:
-        raise BundleError(f"{path}: task {manifest['task']!r} is not one of {', '.join(HEADS)}")
-    if not manifest["programs"]:
-        raise BundleError(f"{path}: programs is empty; a bundle has at least one program")
+    _check_top(manifest, str(path))
     files: list[tuple[str, str]] = []
     seen: set[str] = set()
     for i, entry in enumerate(manifest["programs"]):
         where = f"{path}: programs[{i}]"
         if not isinstance(entry, dict):
             raise BundleError(f"{where} must be an object, got {entry!r}")
-        _require(entry, _PROGRAM_FIELDS, where)
-        _check_file_entry(entry, where)
+        _check_program(entry, manifest, where)
         if entry["name"] in seen:
             raise BundleError(f"{where}: program name {entry['name']!r} is used twice")
         seen.add(entry["name"])
-        if [x.get("name") for x in entry["inputs"] if isinstance(x, dict)] != list(INPUT_NAMES):
-            raise BundleError(f"{where}: inputs must be {list(INPUT_NAMES)} in that order")
         files.append((entry["file"], f"programs[{i}].file"))
-    for key in ("tokenizer", "goldens"):
-        if manifest[key] is not None:
-            _check_file_entry(manifest[key], f"{path}: {key}")
-            files.append((manifest[key]["file"], f"{key}.file"))
+    if len({e["inputs"][0]["dynamic"] for e in manifest["programs"]}) != 1:
+        raise BundleError(f"{path}: the programs must all be dynamic-length or all fixed-length")
+    if manifest.get("default_program") is not None:
+        _choice(manifest, "default_program", str(path), sorted(seen))
+    if manifest["tokenizer"] is not None:
+        _check_tokenizer_entry(manifest["tokenizer"], manifest, f"{path}: tokenizer")
+        files.append((manifest["tokenizer"]["file"], "tokenizer.file"))
+    if manifest["goldens"] is not None:
+        _check_file_entry(manifest["goldens"], f"{path}: goldens")
+        _int(manifest["goldens"], "num_cases", f"{path}: goldens", 1)
+        files.append((manifest["goldens"]["file"], "goldens.file"))
     for name, field_name in files:
         if not (root / name).is_file():
             raise BundleError(f"{root / name}: missing (manifest.json {field_name} names it)")
@@ -291,8 +371,44 @@ def tokenizer_from_manifest(bundle_dir: str | os.PathLike, manifest: dict[str, A
     return tokenizer
 
 
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+def _check_case(case: Any, i: int, names: Sequence[str], where: str) -> None:
+    at = f"{where}: cases[{i}]"
+    if not isinstance(case, dict):
+        raise BundleError(f"{at} must be an object, got {type(case).__name__}")
+    lengths = set()
+    for name in INPUT_NAMES:
+        ids = case.get(name)
+        if not isinstance(ids, list) or not ids or not all(isinstance(v, int) and not isinstance(v, bool) for v in ids):
+            raise BundleError(f"{at}: {name} must be a non-empty array of integers, got {str(ids)[:80]}")
+        lengths.add(len(ids))
+    if len(lengths) != 1:
+        raise BundleError(f"{at}: {', '.join(INPUT_NAMES)} must have one length, got {sorted(lengths)}")
+    if case.get("text") is not None and not isinstance(case["text"], str):
+        raise BundleError(f"{at}: text must be a string or null, got {case['text']!r}")
+    if not isinstance(case.get("programs"), dict):
+        raise BundleError(f"{at}: programs must be an object of expected outputs per program")
+    for pname in names:
+        expected = case["programs"].get(pname)
+        if not isinstance(expected, dict):
+            raise BundleError(f"{at} has no expected outputs for program {pname!r}")
+        for oname, out in expected.items():
+            o = f"{at}.programs.{pname}.{oname}"
+            if not isinstance(out, dict) or not isinstance(out.get("shape"), list):
+                raise BundleError(f"{o}: must be an object with shape, stride and values")
+            _int(out, "stride", o, 1)
+            if not _numbers(out.get("values")):
+                raise BundleError(f"{o}: values must be an array of finite numbers")
+
+
 def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The bundle's ``goldens.json``, checked for format and one entry per program."""
+    """The bundle's ``goldens.json``, validated: format, as many cases as the manifest says (at
+    least one), each with integer inputs of one length and finite expected outputs for every
+    program, and a tolerance per program. Raises BundleError naming the case and field."""
     if manifest.get("goldens") is None:
         raise BundleError(f"{bundle_dir}: this bundle has no golden cases (manifest.json goldens is null)")
     path = Path(bundle_dir) / manifest["goldens"]["file"]
@@ -301,12 +417,23 @@ def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dic
         raise BundleError(f"{path}: format must be {GOLDENS_FORMAT!r}")
     if goldens.get("schema_version") not in SUPPORTED_SCHEMA_VERSIONS:
         raise BundleError(f"{path}: schema_version {goldens.get('schema_version')!r} is not supported")
+    cases = goldens.get("cases")
+    if not isinstance(cases, list) or not cases:
+        raise BundleError(f"{path}: cases must be a non-empty array (a bundle's goldens have at least one case)")
+    expected = manifest["goldens"]["num_cases"]
+    if len(cases) != expected:
+        raise BundleError(f"{path}: holds {len(cases)} cases but manifest.json goldens.num_cases is {expected}; "
+                          "the files do not belong together: re-export the bundle")
     names = [p["name"] for p in manifest["programs"]]
-    for i, case in enumerate(goldens.get("cases", [])):
-        missing = [n for n in names if n not in case.get("programs", {})]
-        if missing:
-            raise BundleError(f"{path}: cases[{i}] has no expected outputs for program(s) {missing}")
-    missing = [n for n in names if n not in goldens.get("tolerances", {})]
-    if missing:
-        raise BundleError(f"{path}: tolerances has no entry for program(s) {missing}")
+    for i, case in enumerate(cases):
+        _check_case(case, i, names, str(path))
+    if not isinstance(goldens.get("outputs"), list) or not all(isinstance(n, str) for n in goldens["outputs"]):
+        raise BundleError(f"{path}: outputs must be an array of output names")
+    tolerances = goldens.get("tolerances")
+    if not isinstance(tolerances, dict):
+        raise BundleError(f"{path}: tolerances must be an object with an entry per program")
+    for n in names:
+        atol = tolerances.get(n, {}).get("atol") if isinstance(tolerances.get(n), dict) else None
+        if not _numbers([atol]) or atol < 0:
+            raise BundleError(f"{path}: tolerances.{n}.atol must be a number >= 0, got {atol!r}")
     return goldens

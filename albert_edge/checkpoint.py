@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from albert_edge._io import atomic_write
+from albert_edge._io import atomic_write, read_json_object
 from albert_edge.config import HEADS, PRESETS, AlbertConfig, ConfigError
 from albert_edge.errors import CheckpointError
 from albert_edge.model import ARCHITECTURES, AlbertModel, AlbertPreTrainedModel
@@ -106,7 +106,8 @@ def _read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's message is long advice; keep the one line that says what it found.
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        # torch <= 2.12: "Unsupported global: GLOBAL os.system"; 2.13: "unsupported GLOBAL posix.system"
+        unsafe = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", str(err))
         if unsafe:
             raise CheckpointError(
                 f"{path}: refused to unpickle: the file holds more than plain tensors (it names "
@@ -140,12 +141,17 @@ def read_state_dict(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
             continue
         if not name.endswith(".index.json"):
             return _read_file(path), path
-        try:
-            weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise CheckpointError(f"{path}: not a shard index with a 'weight_map' ({err})") from None
+        index = read_json_object(path, CheckpointError)
+        weight_map = index.get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise CheckpointError(f"{path}: 'weight_map' must be an object of tensor name -> shard file, "
+                                  f"got {type(weight_map).__name__}")
         state: dict[str, torch.Tensor] = {}
         for shard in sorted(set(weight_map.values())):
+            if (not isinstance(shard, str) or Path(shard).is_absolute()
+                    or not (directory / shard).resolve().is_relative_to(directory.resolve())):
+                raise CheckpointError(f"{path}: names shard {shard!r}; a shard must be a file inside the "
+                                      "checkpoint folder (a relative path, no '..' out of it)")
             if not (directory / shard).is_file():
                 raise CheckpointError(f"{path}: names shard {shard!r}, which is missing")
             state.update(_read_file(directory / shard))
@@ -235,6 +241,12 @@ def load_pretrained(
             f"{source} does not fit {cls.__name__} ({'; '.join(parts)}). "
             "Pass another head, or strict=False to initialise a new head"
         )
+    nonfinite = [f"{k} ({int((~torch.isfinite(v)).sum())} of {v.numel()} values)"
+                 for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise CheckpointError(f"{source}: {len(nonfinite)} tensor(s) hold NaN or infinity: "
+                              f"{', '.join(nonfinite[:5])}; a model with them gives no answers: use a checkpoint "
+                              "saved before training diverged")
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=strict)
     return model.to(dtype).eval()

@@ -24,6 +24,12 @@ class TextClassifier:
             raise CheckpointError(f"TextClassifier needs a sequence-classification model, got {type(model).__name__}")
         if model.config.num_labels < 2:
             raise CheckpointError("this model has one output (regression); it has no labels to classify into")
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise CheckpointError(
+                f"the tokenizer has {tokenizer.vocab_size} pieces but the model's vocab_size is "
+                f"{model.config.vocab_size}: its ids would fall outside the embedding table; use the "
+                "tokenizer the model was trained with"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.labels = model.config.labels
@@ -52,6 +58,8 @@ class TextClassifier:
         """``[{"text", "label", "probs": {label: probability}}]``, one per text."""
         if isinstance(texts, str):
             texts = [texts]
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"texts[{i}] is {type(t).__name__}; accepted: str")

@@ -8,9 +8,10 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from albert_edge import __version__
-from albert_edge.cli_args import add_weight_cache_flag
+from albert_edge.cli_args import add_weight_cache_flag, read_texts
 from albert_edge.errors import AlbertEdgeError
 
 log = logging.getLogger("albert_edge")
@@ -20,11 +21,25 @@ def cmd_info(args: argparse.Namespace) -> None:
     """Summarise a model and run one forward pass on example inputs."""
     import torch
 
+    from albert_edge.bundle_format import MANIFEST_FILE, read_manifest
     from albert_edge.checkpoint import load_model
+    from albert_edge.errors import ConfigError
     from albert_edge.model import example_inputs
 
+    if (Path(args.model) / MANIFEST_FILE).is_file():  # a bundle: describe it instead
+        manifest = read_manifest(args.model)
+        tok = manifest["tokenizer"]
+        print(f"bundle       {args.model}: {manifest['task']} ({manifest['architecture']}), labels "
+              f"{', '.join(manifest['labels'])}, max {manifest['max_seq_len']} tokens, "
+              + ("no tokenizer" if tok is None else f"tokenizer {tok['file']} ({tok['vocab_size']} pieces)"))
+        print(summary_table(manifest))
+        print(f"run it: albert-edge run {args.model} TEXT; check it: albert-edge verify {args.model}")
+        return
     model = load_model(args.model, args.head)
     c = model.config
+    if not 1 <= args.seq_len <= c.max_position_embeddings:
+        raise ConfigError(f"--seq-len {args.seq_len} is outside [1, {c.max_position_embeddings}] (the model's "
+                          "max_position_embeddings)")
     print(f"model        {args.model} ({type(model).__name__})")
     print(f"parameters   {model.num_parameters():,}")
     print(f"shape        V={c.vocab_size} E={c.embedding_size} H={c.hidden_size} I={c.intermediate_size} "
@@ -47,7 +62,7 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
     from albert_edge.checkpoint import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer)
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    texts = read_texts(args.text)
     for text in texts:
         enc = tok.encode(text, args.pair, max_length=args.max_length)
         print(json.dumps({"input_ids": enc.input_ids, "tokens": enc.tokens,
@@ -92,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from albert_edge.runtime import Bundle
 
     bundle = Bundle.load(args.bundle, num_threads=args.threads, weight_cache=args.weight_cache)
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    texts = read_texts(args.text)
     for result in bundle.classify(texts, program=args.program):
         probs = "  ".join(f"{label}={p:.4f}" for label, p in result["probs"].items())
         print(f"{result['label']}\t{probs}\t{result['text']}")
@@ -107,6 +122,10 @@ def cmd_verify(args: argparse.Namespace) -> None:
     failed = []
     for check in bundle.check_goldens():
         status = "ok" if check.ok else "FAILED"
+        if check.token_id_mismatches:
+            status += f" (token ids differ for case(s) {', '.join(map(str, check.token_id_mismatches))})"
+        elif not check.ok:
+            status += " (outputs differ from the goldens by more than the tolerance)"
         print(f"{check.program:<10} {check.cases} cases  max |diff| {check.max_abs_diff:.3g}  "
               f"tolerance {check.atol:.3g}  {status}")
         if not check.ok:
@@ -200,7 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Texts may come after options too (`run BUNDLE --threads 1 "text"`): argparse gives those
+    # back as extras, which are the command's texts when it takes texts.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        options = [x for x in extra if x.startswith("-")]
+        if not hasattr(args, "text") or options:
+            parser.error(f"unrecognized arguments: {' '.join(options or extra)}")
+        args.text = [*args.text, *extra]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         args.func(args)

@@ -30,7 +30,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         data=DataSettings(args.data, args.text_column, args.label_column, args.text_pair_column, args.limit),
         latency=LatencySettings(threads=args.threads, warmup=args.warmup, rounds=args.rounds, runs=args.runs,
                                 data_inputs=args.latency_inputs, probe_lengths=args.probe_lengths),
-        recipes=args.recipes or ("fp32", "int8"), max_seq_len=args.max_seq_len, tokenizer=args.tokenizer,
+        recipes=args.recipes, max_seq_len=args.max_seq_len, tokenizer=args.tokenizer,
         jobs=args.jobs, profile=args.profile, progress=not args.quiet, weight_cache=args.weight_cache,
         memory_without_cache=args.memory_without_cache)
     print_table(report)

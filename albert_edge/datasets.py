@@ -9,6 +9,7 @@ for CSV/TSV the header is row 0, for JSON Lines the row number is the line numbe
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from albert_edge.tokenizer import AlbertTokenizer
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 MAX_LISTED = 5  # problems quoted in one error message
+MAX_FIELD_BYTES = 64 << 20  # one CSV/TSV field: a whole document may be one
 
 
 
@@ -39,8 +41,8 @@ def _format(path: Path, fmt: str | None) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise DataError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; "
-                        f"accepted: {', '.join(FORMATS)} (or pass the format)") from None
+        raise DataError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; accepted suffixes: "
+                        f"{', '.join(FORMATS)} (CSV, TSV, JSON Lines): rename the file") from None
 
 
 def read_text(path: Path) -> str:
@@ -72,13 +74,27 @@ def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
             out.append((n, obj))
         _raise_problems(path, bad)
         return out
-    reader = csv.DictReader(raw.splitlines(), delimiter="," if fmt == "csv" else "\t")
+    # newline="" keeps line breaks inside quoted fields; strict=True reports an unclosed quote
+    # instead of swallowing the rest of the file into one field.
+    reader = csv.DictReader(io.StringIO(raw, newline=""), delimiter="," if fmt == "csv" else "\t", strict=True)
     out, bad = [], []
-    for n, rec in enumerate(reader, start=1):
-        if None in rec:  # more fields than the header names
-            bad.append(f"row {n}: {len(rec) - 1 + len(rec[None])} fields, the header has {len(reader.fieldnames or [])}")
-            continue
-        out.append((n, rec))
+    limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_FIELD_BYTES)  # the module's default, 128 KiB, is less than a long document
+    try:
+        for n, rec in enumerate(reader, start=1):
+            if None in rec:  # more fields than the header names
+                bad.append(f"row {n}: {len(rec) - 1 + len(rec[None])} fields, the header has "
+                           f"{len(reader.fieldnames or [])}")
+                continue
+            out.append((n, rec))
+    except csv.Error as err:
+        what = ("a quote opened here is never closed" if "end of data" in str(err) or "EOF" in str(err)
+                else str(err))
+        raise DataError(f"{path}: line {reader.line_num}: not valid {fmt.upper()} ({what}); accepted: "
+                        f"fields separated by {'commas' if fmt == 'csv' else 'tabs'}, quotes doubled inside "
+                        "quoted fields") from None
+    finally:
+        csv.field_size_limit(limit)
     _raise_problems(path, bad)
     return out
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from albert_edge import __version__, metrics
 from albert_edge._machine import machine_info
-from albert_edge.bundle import export_bundle
+from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
 from albert_edge.bundle_format import (
     MANIFEST_FILE,
     read_manifest,
@@ -219,7 +219,7 @@ class WorkerProcess:
         self.spec, self.threads, self.log_path = spec, threads, log_path
         env = dict(os.environ)
         # One process per program: its own thread count, and no oversubscription from OpenMP.
-        env.update(OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+        env.update(OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1", ALBERT_EDGE_PARENT_PID=str(os.getpid()))
         if spec.kind == "pte":
             # A .pte worker runs torch on one thread and copies outputs with numpy (Program.run_checked),
             # so torch's OpenMP team should never wake; if anything does wake it, its threads sleep
@@ -650,7 +650,7 @@ def compare(
     head: str | None = None,
     data: DataSettings = DataSettings(),
     latency: LatencySettings = LatencySettings(),
-    recipes: Sequence[str] = ("fp32", "int8"),
+    recipes: Sequence[str] | None = None,
     max_seq_len: int | None = None,
     tokenizer: str | os.PathLike | None = None,
     jobs: int = 1,
@@ -663,7 +663,8 @@ def compare(
 
     model_or_bundle: a bundle folder (``--model`` then names the model it came from), or a model
         (a checkpoint directory, ``default``, or a preset name with seeded random weights), which
-        is first exported to ``out/bundle`` with ``recipes`` (``jobs`` processes).
+        is first exported to ``out/bundle`` with ``recipes`` (default fp32 and int8; ``jobs``
+        processes). ``recipes`` and ``max_seq_len`` are refused with a bundle (it is compared as it is).
     data: the labelled data; ``path=None`` means the default model's evaluation set when the model
         is ``default`` (any other model needs a file).
     weight_cache: load the programs with XNNPACK's packed-weights cache (``backend_options``; on
@@ -672,22 +673,35 @@ def compare(
     Returns the report (also ``out/report.json``); see docs/compare.md.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"--out {out}: exists and is not a folder; name a folder for the report")
     target = resolve_target(model_or_bundle, model, out)
+    if not target.export and (recipes is not None or max_seq_len is not None):
+        given = ", ".join(f for f, v in (("--recipe", recipes), ("--max-seq-len", max_seq_len)) if v is not None)
+        raise HarnessError(f"{given}: only for a model that is exported first; {target.bundle_dir} is a bundle, "
+                           "whose programs are compared as they are (re-export it to change them)")
     data = data_for(target, data)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    reference = load_model(target.model_source, head)
-    with _Bar(progress) as bar:
-        if target.export:
-            bar.line(f"exporting {target.model_source} to {target.bundle_dir} ({', '.join(recipes)}) ...")
-            done = bar.task("export    (lowering takes minutes)", None)
-            export_bundle(target.model_source, target.bundle_dir, recipes, max_seq_len=max_seq_len, head=head,
-                          tokenizer=tokenizer, jobs=jobs, progress=bar.line)
-            done(1)
-        plan = plan_comparison(target, reference, head, data, latency, tokenizer, weight_cache=weight_cache,
-                               memory_without_cache=memory_without_cache, profile=profile)
-        del reference  # the workers load their own
-        measured = measure(plan, out / "work", bar)
+    try:
+        started = time.time()
+        reference = load_model(target.model_source, head)
+        with _Bar(progress) as bar:
+            if target.export:
+                recipes = tuple(recipes or DEFAULT_RECIPES)
+                bar.line(f"exporting {target.model_source} to {target.bundle_dir} ({', '.join(recipes)}) ...")
+                done = bar.task("export    (lowering takes minutes)", None)
+                export_bundle(target.model_source, target.bundle_dir, recipes, max_seq_len=max_seq_len, head=head,
+                              tokenizer=tokenizer, jobs=jobs, progress=bar.line)
+                done(1)
+            plan = plan_comparison(target, reference, head, data, latency, tokenizer, weight_cache=weight_cache,
+                                   memory_without_cache=memory_without_cache, profile=profile)
+            del reference  # the workers load their own
+            measured = measure(plan, out / "work", bar)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # an early failure leaves no empty folder behind
+        raise
     report = assemble_report(plan, measured, time.time() - started)
     write_report(report, out)
     return report

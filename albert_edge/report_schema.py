@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from albert_edge._io import atomic_write_text
+from albert_edge._io import atomic_write_json
 from albert_edge.errors import HarnessError
 
 REPORT_FORMAT = "albert-edge-compare-report"
@@ -101,5 +101,5 @@ def write_report_json(report: dict[str, Any], out: str | os.PathLike) -> Path:
     """Validate ``report`` and write it as ``out/report.json`` (atomically); returns the path."""
     validate_report(report)
     path = Path(out) / REPORT_FILE
-    atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_json(path, report, indent=1)
     return path

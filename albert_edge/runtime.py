@@ -164,10 +164,11 @@ class Program:
 
     source: a path to a ``.pte`` (the runtime maps the file) or its bytes (held while the
     program lives). num_threads: if given, resizes ExecuTorch's threadpool (process-wide, see
-    ``set_num_threads``). name: used in messages (default: the file name, or ``<bytes>``).
+    ``set_num_threads``). name: used in messages (default: the file name, or ``<bytes>``);
+    output_names: the outputs' names, for messages (a bundle's manifest gives them).
     weight_cache: load with XNNPACK's packed-weights cache (default): ALBERT's shared layer is
-    then packed once, not once per layer step (albert-base-v2 int8: about +21 MB instead of
-    +100 MB), and programs loaded in one process share packed weights they have in common;
+    then packed once, not once per layer step (albert-base-v2 int8: about +19 MB instead of
+    +98 MB), and programs loaded in one process share packed weights they have in common;
     outputs are bitwise the same. False packs per operator, as the Linux wheel does by default
     (for comparisons). The option is process-wide and read when the program is loaded; if it
     cannot be set, a warning says why and the program loads without it (``self.weight_cache``
@@ -178,9 +179,11 @@ class Program:
     """
 
     def __init__(self, source: str | os.PathLike | bytes, *, num_threads: int | None = None,
-                 name: str | None = None, weight_cache: bool = True) -> None:
+                 name: str | None = None, weight_cache: bool = True,
+                 output_names: Sequence[str] = ()) -> None:
         from executorch.extension.pybindings import portable_lib as et
 
+        self.output_names = tuple(output_names)
         self._data: bytes | None = None  # a program loaded from bytes reads them for its lifetime
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._data = bytes(source)
@@ -238,8 +241,12 @@ class Program:
             self.weight_cache = False
         try:
             self._forward = self._program.load_method("forward")
+            meta = self._program.method_meta("forward")
         except RuntimeError as err:
             raise ProgramError(f"{self.name}: ExecuTorch could not load method 'forward' ({err})") from None
+        # The outputs' shapes at the longest input (dynamic dimensions at their upper bound).
+        self.output_shapes: list[tuple[int, ...]] = [tuple(meta.output_tensor_meta(i).sizes())
+                                                     for i in range(meta.num_outputs())]
 
     def _constant(self, method: str) -> int:
         try:
@@ -330,9 +337,21 @@ class Program:
         """Run ``forward`` on int64 (1, S) inputs (tensors or nested lists); returns its float outputs.
 
         attention_mask defaults to all ones, token_type_ids to all zeros. Every input is checked
-        first (``check_inputs``); a RuntimeInputError says what is wrong.
+        first (``check_inputs``); a RuntimeInputError says what is wrong. Outputs holding NaN or
+        inf raise ProgramError naming the output.
         """
-        return self.run_checked(self.check_inputs(input_ids, attention_mask, token_type_ids))
+        outputs = self.run_checked(self.check_inputs(input_ids, attention_mask, token_type_ids))
+        for i, t in enumerate(outputs):
+            if isinstance(t, Tensor) and t.is_floating_point():
+                finite = np.isfinite(t.numpy())  # numpy: no torch thread team for a large output
+                if not finite.all():
+                    name = self.output_names[i] if i < len(self.output_names) else f"output {i}"
+                    raise ProgramError(
+                        f"{self.name}: forward's {name} holds {int(finite.size - finite.sum())} non-finite "
+                        f"value(s) (NaN or inf) of {finite.size}: the program's weights are not finite or its "
+                        "arithmetic overflowed; re-export it from a checkpoint with finite weights"
+                    )
+        return outputs
 
     def run_checked(self, inputs: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, ...]:
         """``forward`` on inputs that ``check_inputs`` returned, without checking them again: the
@@ -367,11 +386,11 @@ class GoldenCheck:
     cases: int
     max_abs_diff: float
     atol: float
-    token_id_mismatches: int  # text cases whose ids the bundle's tokenizer no longer reproduces
+    token_id_mismatches: list[int]  # text cases whose ids the bundle's tokenizer no longer gives
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.atol and self.token_id_mismatches == 0
+        return self.max_abs_diff <= self.atol and not self.token_id_mismatches
 
 
 class Bundle:
@@ -402,11 +421,27 @@ class Bundle:
         tokenizer = tokenizer_from_manifest(root, manifest)
         programs: dict[str, Program] = {}
         for entry in manifest["programs"]:
-            program = Program(root / entry["file"], name=str(root / entry["file"]), weight_cache=weight_cache)
+            program = Program(root / entry["file"], name=str(root / entry["file"]), weight_cache=weight_cache,
+                              output_names=[o["name"] for o in entry["outputs"]])
             _check_program_matches(program, entry, manifest, root)
             programs[entry["name"]] = program
+        bundle = cls(root, manifest, programs, tokenizer)
+        if tokenizer is not None and manifest["goldens"] is not None:
+            # The manifest's tokenizer settings are covered by no hash: tie them to the goldens.
+            cases = read_goldens(root, manifest)["cases"]
+            differ = bundle.token_id_mismatches(cases)
+            if differ:
+                case = cases[differ[0]]
+                more = f" and {len(differ) - 1} more" if len(differ) > 1 else ""
+                raise BundleError(
+                    f"{root}: token ids differ for case {differ[0]} ({case['text']!r}){more}: the tokenizer "
+                    f"as manifest.json sets it up (do_lower_case={tokenizer.do_lower_case}, keep_accents="
+                    f"{tokenizer.keep_accents}, split_digit_comma={tokenizer.split_digit_comma}) does not "
+                    f"reproduce goldens.json; manifest.json or {manifest['tokenizer']['file']} was changed: "
+                    "restore them or re-export the bundle"
+                )
         log.info("loaded bundle %s: programs %s", root, ", ".join(programs))
-        return cls(root, manifest, programs, tokenizer)
+        return bundle
 
     @property
     def task(self) -> str:
@@ -477,18 +512,24 @@ class Bundle:
                             "probs": dict(zip(self.labels, probs))})
         return results
 
+    def token_id_mismatches(self, cases: Sequence[dict[str, Any]]) -> list[int]:
+        """Indices of the golden text cases whose token ids this bundle's tokenizer does not give."""
+        if self.tokenizer is None:
+            return []
+        differ = []
+        for i, case in enumerate(cases):
+            if case.get("text") is not None:
+                encoded = self.encode(case["text"], case.get("text_pair"))
+                if any(t[0].tolist() != case[n] for t, n in zip(encoded, INPUT_NAMES)):
+                    differ.append(i)
+        return differ
+
     def check_goldens(self) -> list[GoldenCheck]:
         """Replay ``goldens.json`` through every program: max |output - expected| per program,
         against the bundle's tolerance, and whether the tokenizer still gives the golden ids."""
         goldens = read_goldens(self.path, self.manifest)
         cases, names = goldens["cases"], goldens["outputs"]
-        mismatches = 0
-        if self.tokenizer is not None:
-            for case in cases:
-                if case.get("text") is not None:
-                    encoded = self.encode(case["text"], case.get("text_pair"))
-                    if any(t[0].tolist() != case[n] for t, n in zip(encoded, INPUT_NAMES)):
-                        mismatches += 1
+        mismatches = self.token_id_mismatches(cases)
         checks = []
         for pname, prog in self.programs.items():
             worst = 0.0
@@ -513,11 +554,11 @@ class Bundle:
 
 
 def _check_program_matches(program: Program, entry: dict[str, Any], manifest: dict[str, Any], root: Path) -> None:
-    """The program's own bounds must be what the manifest promises the app."""
+    """The program's own bounds and outputs must be what the manifest promises the app."""
     ids = entry["inputs"][0]
     pairs = [
-        ("max_seq_len", program.max_seq_len, ids.get("max_seq_len", manifest["max_seq_len"])),
-        ("min_seq_len", program.min_seq_len, ids.get("min_seq_len", program.min_seq_len)),
+        ("max_seq_len", program.max_seq_len, manifest["max_seq_len"]),
+        ("min_seq_len", program.min_seq_len, ids["min_seq_len"]),
         ("vocab_size", program.vocab_size, manifest["vocab_size"]),
         ("type_vocab_size", program.type_vocab_size, manifest["type_vocab_size"]),
     ]
@@ -526,4 +567,16 @@ def _check_program_matches(program: Program, entry: dict[str, Any], manifest: di
             raise BundleError(
                 f"{root / entry['file']}: the program's {field_name} is {actual} but manifest.json "
                 f"says {promised}; the manifest and the program do not belong together: re-export"
+            )
+    if len(program.output_shapes) != len(entry["outputs"]):
+        raise BundleError(f"{root / entry['file']}: the program has {len(program.output_shapes)} output(s) but "
+                          f"manifest.json names {len(entry['outputs'])}: re-export")
+    labels = manifest["labels"]
+    if manifest["task"] in ("sequence-classification", "token-classification"):
+        width = program.output_shapes[0][-1]
+        if width != len(labels):
+            raise BundleError(
+                f"{root / entry['file']}: the program gives {width} logits per prediction but manifest.json "
+                f"labels names {len(labels)} ({', '.join(labels)}); every logit needs a label: restore "
+                "the manifest or re-export"
             )

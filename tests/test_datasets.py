@@ -47,7 +47,7 @@ def test_columns_pairs_limit_and_regression(tmp_path: Path) -> None:
         ("txt.csv", "text,label\n,pos\n  ,neg\n", {}, "row 1: empty or missing 'text'; row 2: empty or missing 'text'"),
         ("wide.csv", "text,label\na,pos,extra\n", {}, "row 1: 3 fields, the header has 2"),
         ("num.csv", "text,label\na,1.5\nb,high\n", {"regression": True}, "row 2: label 'high' is not a number"),
-        ("data.xlsx", "x", {}, "cannot tell the format from the suffix '.xlsx'; accepted: .csv, .tsv, .jsonl"),
+        ("data.xlsx", "x", {}, "cannot tell the format from the suffix '.xlsx'; accepted suffixes: .csv, .tsv, .jsonl"),
     ],
 )
 def test_bad_files_name_the_file_and_rows(tmp_path: Path, name: str, content: str, kwargs: dict, message: str) -> None:

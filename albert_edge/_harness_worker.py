@@ -18,7 +18,8 @@ Commands:
   outputs  {count, file}: run inputs[0:count] once each; writes an .npz with ``values`` (float32,
            every first output flattened and concatenated) and ``offsets`` (int64, count + 1)
   warmup   {indices, runs}: untimed calls
-  time     {indices, runs}: per index, ``runs`` timed calls -> times_s [[float] per index]
+  time     {indices, runs}: per index, ``runs`` timed calls (garbage collector off) -> times_s
+           [[float] per index], cpu_steal [stolen, total] jiffies meanwhile (or null)
   stats    -> peak_rss (bytes, since the last reset_peak or load), rss (bytes, now)
   profile  {indices, runs}: per-operator times from ExecuTorch's ETDump (pte only)
   exit
@@ -26,6 +27,8 @@ Commands:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import resource
@@ -71,6 +74,30 @@ def reset_peak_rss() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _no_gc() -> Any:
+    """Collect first, then keep Python's garbage collector out of the block: in a torch process
+    a collection inside a timed call adds milliseconds of tail latency that are not the program's."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """(steal, total) jiffies of all CPUs from /proc/stat's first line; None if not available."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
 class Worker:
     def __init__(self, reply: Callable[[dict[str, Any]], None]) -> None:
         self.reply = reply
@@ -84,8 +111,6 @@ class Worker:
 
     def load(self, kind: str, source: str, head: str | None, threads: int, inputs: str,
              weight_cache: bool = True) -> dict[str, Any]:
-        import gc
-
         import torch
 
         self.source, self.threads, self.kind = source, threads, kind
@@ -192,22 +217,32 @@ class Worker:
 
     def warmup(self, indices: list[int], runs: int) -> dict[str, Any]:
         assert self.forward is not None
-        for _ in range(runs):
-            for i in indices:
-                self.forward(self.inputs[i])
+        with _no_gc():
+            for _ in range(runs):
+                for i in indices:
+                    self.forward(self.inputs[i])
         return {}
 
     def time(self, indices: list[int], runs: int) -> dict[str, Any]:
+        """``runs`` timed calls per input, run-major (one input's calls are not back to back),
+        with Python's garbage collector kept out of them; and the CPU time the hypervisor stole
+        meanwhile (jiffies stolen, jiffies in all, over all CPUs; None where /proc/stat lacks it)."""
         assert self.forward is not None
         times: list[list[float]] = [[] for _ in indices]
         clock, forward, inputs = time.perf_counter, self.forward, self.inputs
-        for _ in range(runs):  # run-major: one input's calls are not back to back
-            for k, i in enumerate(indices):
-                x = inputs[i]
-                start = clock()
-                forward(x)
-                times[k].append(clock() - start)
-        return {"times_s": times}
+        cpu_before = _cpu_jiffies()
+        with _no_gc():
+            for _ in range(runs):
+                for k, i in enumerate(indices):
+                    x = inputs[i]
+                    start = clock()
+                    forward(x)
+                    times[k].append(clock() - start)
+        cpu_after = _cpu_jiffies()
+        cpu = None
+        if cpu_before is not None and cpu_after is not None:
+            cpu = [cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]]
+        return {"times_s": times, "cpu_steal": cpu}
 
     def stats(self) -> dict[str, Any]:
         return {"peak_rss": peak_rss_bytes(), "rss": rss_bytes(), "peak_reset": self.peak_reset}

@@ -230,11 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.text = [*args.text, *extra]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        args.func(args)
+        rc = args.func(args)  # a command may return an exit code (report --baseline: 1 on a regression)
     except AlbertEdgeError as err:
         print(f"albert-edge: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

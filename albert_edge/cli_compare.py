@@ -4,6 +4,7 @@ and :mod:`albert_edge.report`."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from albert_edge.cli_args import add_weight_cache_flag
@@ -22,7 +23,7 @@ def _ints(text: str) -> tuple[int, ...]:
 def cmd_compare(args: argparse.Namespace) -> None:
     """Compare eager fp32 with every program of a bundle; print the table, write the report."""
     from albert_edge.harness import DataSettings, LatencySettings, compare
-    from albert_edge.report import print_table
+    from albert_edge.report import print_report
 
     out = Path(args.out) if args.out else Path("out/compare") / Path(str(args.target)).name
     report = compare(
@@ -33,21 +34,42 @@ def cmd_compare(args: argparse.Namespace) -> None:
         recipes=args.recipes, max_seq_len=args.max_seq_len, tokenizer=args.tokenizer,
         jobs=args.jobs, profile=args.profile, progress=not args.quiet, weight_cache=args.weight_cache,
         memory_without_cache=args.memory_without_cache)
-    print_table(report)
+    print_report(report)
     print(f"report: {out / 'report.md'} (raw figures: {out / 'report.json'}; plots: {out}/*.png)")
 
 
-def cmd_report(args: argparse.Namespace) -> None:
-    """Redraw report.md and the plots from a report.json, and print the table."""
-    from albert_edge.report import print_table, write_report
+def cmd_report(args: argparse.Namespace) -> int:
+    """Redraw report.md and the plots from a report.json and print the verdict and tables; with
+    --baseline, exit 1 naming every metric that regressed beyond the thresholds."""
+    from albert_edge.report import print_report, write_report
     from albert_edge.report_schema import read_report
+    from albert_edge.verdict import Thresholds, regressions
 
     report = read_report(args.report)
     out = Path(args.report)
     out = out if out.is_dir() else out.parent
     write_report(report, out)
-    print_table(report)
+    print_report(report)
     print(f"report: {out / 'report.md'}")
+    if args.baseline is None:
+        return 0
+    old = read_report(args.baseline)
+    thresholds = Thresholds(args.max_accuracy_drop, args.max_agreement_drop, args.max_latency_increase,
+                            args.max_memory_increase, args.max_size_increase)
+    found = regressions(report, old, thresholds)
+    same = old["machine"].get("cpu") == report["machine"].get("cpu") and old["machine"].get("cores") == \
+        report["machine"].get("cores")
+    print(f"against the baseline {args.baseline}: latency and memory compare only between runs on the same "
+          "machine kind" + ("" if same else f" (these differ: {old['machine'].get('cpu')}, "
+                                             f"{old['machine'].get('cores')} cores -> {report['machine'].get('cpu')}, "
+                                             f"{report['machine'].get('cores')} cores)"))
+    for line in found:
+        print(f"REGRESSION {line}")
+    if found:
+        print(f"albert-edge: {len(found)} regression(s) against {args.baseline}", file=sys.stderr)
+        return 1
+    print("no regression beyond the thresholds")
+    return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -107,4 +129,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        description="Read a report.json written by `albert-edge compare`, rewrite report.md and "
                                    "the plots next to it, and print the summary table.")
     p.add_argument("report", metavar="REPORT", help="a report.json or the folder holding it")
+    g = p.add_argument_group("regression gate (for CI)")
+    g.add_argument("--baseline", default=None, metavar="OLD",
+                   help="an earlier report.json (or its folder) to compare with: exit 1 and name every program "
+                        "and metric that got worse than the thresholds allow (latency and memory only compare "
+                        "between runs on the same machine kind)")
+    g.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
+                   help="accuracy or macro-F1 may drop by this many percentage points (default 0.5)")
+    g.add_argument("--max-agreement-drop", type=float, default=0.5, metavar="POINTS",
+                   help="top-1 agreement with eager fp32 may drop by this many points (default 0.5)")
+    g.add_argument("--max-latency-increase", type=float, default=10.0, metavar="PERCENT",
+                   help="median latency at each thread count may grow by this much (default 10)")
+    g.add_argument("--max-memory-increase", type=float, default=10.0, metavar="PERCENT",
+                   help="the memory a program adds may grow by this much (default 10)")
+    g.add_argument("--max-size-increase", type=float, default=1.0, metavar="PERCENT",
+                   help="a program's file may grow by this much (default 1)")
     p.set_defaults(func=cmd_report)

@@ -57,6 +57,7 @@ from albert_edge.errors import HarnessError
 from albert_edge.report import write_report
 from albert_edge.report_schema import REPORT_FORMAT, REPORT_SCHEMA_VERSION
 from albert_edge.tokenizer import AlbertTokenizer
+from albert_edge.verdict import timing_quality
 
 log = logging.getLogger(__name__)
 
@@ -611,9 +612,10 @@ def _measure_at(plan: Plan, threads: int, inputs_file: Path, work: Path, bar: _B
             advance(1)
         if outputs:
             _run_outputs(workers, plan.n_eval, work, bar, m.outputs)
-        times = _time_rounds(plan, workers, threads, bar)
+        times, steal = _time_rounds(plan, workers, threads, bar)
         for w in workers:
-            entry = _latency_entry(plan, threads, loads[w.spec.name], w.call("stats"), times[w.spec.name])
+            entry = _latency_entry(plan, threads, loads[w.spec.name], w.call("stats"), times[w.spec.name],
+                                   steal[w.spec.name])
             if profile and w.spec.kind == "pte":
                 bar.line(f"profiling {w.spec.name} with ETDump ...")
                 entry["profile"] = w.call("profile", indices=plan.timed, runs=1)["profile"]
@@ -623,23 +625,29 @@ def _measure_at(plan: Plan, threads: int, inputs_file: Path, work: Path, bar: _B
             w.close()
 
 
-def _time_rounds(plan: Plan, workers: list[WorkerProcess], threads: int, bar: _Bar) -> dict[str, list[list[float]]]:
+def _time_rounds(plan: Plan, workers: list[WorkerProcess], threads: int,
+                 bar: _Bar) -> tuple[dict[str, list[list[float]]], dict[str, float | None]]:
     """Warm-up, then ``rounds`` rounds in which every worker times every latency input ``runs``
-    times, the order rotating each round. -> per program, per timed input, the seconds of each call."""
+    times, the order rotating each round. -> per program, per timed input, the seconds of each
+    call; and per program the share of CPU time the hypervisor stole during its timed calls."""
     s = plan.latency
     advance = bar.task(f"latency   {threads} thread(s)", s.rounds * len(workers))
     for w in workers:  # the peak from here on is that of the timed calls
         w.call("reset_peak")
         w.call("warmup", indices=plan.timed, runs=s.warmup)
     times: dict[str, list[list[float]]] = {w.spec.name: [[] for _ in plan.timed] for w in workers}
+    jiffies: dict[str, list[int] | None] = {w.spec.name: [0, 0] for w in workers}
     for r in range(s.rounds):
         for k in range(len(workers)):
             w = workers[(k + r) % len(workers)]
             reply = w.call("time", indices=plan.timed, runs=s.runs)
             for per_input, new in zip(times[w.spec.name], reply["times_s"]):
                 per_input.extend(new)
+            acc, cpu = jiffies[w.spec.name], reply.get("cpu_steal")
+            jiffies[w.spec.name] = None if acc is None or cpu is None else [acc[0] + cpu[0], acc[1] + cpu[1]]
             advance(1)
-    return times
+    steal = {name: (j[0] / j[1] if j and j[1] > 0 else None) for name, j in jiffies.items()}
+    return times, steal
 
 
 def compare(
@@ -763,7 +771,7 @@ def _memory_without_cache(plan: Plan, threads: int, inputs_file: Path, work: Pat
 
 
 def _latency_entry(plan: Plan, threads: int, load: dict[str, Any], stats: dict[str, Any],
-                   times: list[list[float]]) -> dict[str, Any]:
+                   times: list[list[float]], steal: float | None) -> dict[str, Any]:
     all_ms = [t * 1e3 for per in times for t in per]
     n_eval = plan.n_eval
     per_input = [{"input": i, "source": "data" if i < n_eval else "probe",
@@ -776,9 +784,11 @@ def _latency_entry(plan: Plan, threads: int, load: dict[str, Any], stats: dict[s
         if ms:
             by_bucket.append({"bucket": [lo, hi], "inputs": sum(lo <= p["seq_len"] <= hi for p in per_input),
                               **latency_summary(ms)})
-    return {"threads": threads, "load_s": load["load_s"], "first_inference_s": load["first_s"],
-            "memory": _memory_entry(load, stats), "summary": latency_summary(all_ms), "by_bucket": by_bucket,
-            "per_input": per_input}
+    entry = {"threads": threads, "load_s": load["load_s"], "first_inference_s": load["first_s"],
+             "memory": _memory_entry(load, stats), "summary": latency_summary(all_ms), "by_bucket": by_bucket,
+             "per_input": per_input, "cpu_steal_share": steal}
+    entry["quality"] = timing_quality(entry, plan.latency.rounds, plan.latency.runs)
+    return entry
 
 
 def program_memory(latency: list[dict[str, Any]], without_cache: dict[str, Any] | None) -> dict[str, Any]:
@@ -802,10 +812,12 @@ def _program_entry(plan: Plan, spec: ProgramSpec, m: Measurements, fp32_size: in
         "recipe": spec.recipe, "dynamic": spec.dynamic,
         "size": {"bytes": spec.size_bytes, "parameter_bytes": spec.parameter_bytes,
                  "compression_vs_fp32": (fp32_size / spec.size_bytes) if fp32_size and spec.size_bytes else None},
-        "accuracy": None, "fidelity": None, "flips": None,
+        "accuracy": None, "fidelity": None, "flips": None, "predictions": None,
         "latency": m.latency[spec.name],
         "memory": program_memory(m.latency[spec.name], m.without_cache.get(spec.name)),
     }
+    if plan.classification:
+        entry["predictions"] = [int(i) for i in np.stack(out).argmax(-1)]  # per example: the verdict's input
     if plan.scored and (plan.classification or plan.regression):
         entry["accuracy"] = task_metrics(plan.eval_set, plan.labels, np.stack(out), plan.regression)
     if spec.name != REFERENCE:
@@ -838,6 +850,8 @@ def assemble_report(plan: Plan, m: Measurements, seconds: float) -> dict[str, An
                  "text_column": data.text_column, "label_column": data.label_column,
                  "text_pair_column": data.text_pair_column, "truncated": plan.eval_set.truncated,
                  "token_lengths": {"min": min(lengths), "median": float(np.median(lengths)), "max": max(lengths)},
+                 "gold": ([plan.labels.index(str(r.label)) for r in plan.eval_set.rows]
+                          if plan.scored and plan.classification else None),
                  "accuracy_skipped": None if plan.scored else (
                      "random weights: the labels mean nothing" if target.random_weights
                      else f"task {manifest['task']}")},
@@ -847,6 +861,6 @@ def assemble_report(plan: Plan, m: Measurements, seconds: float) -> dict[str, An
                              "probe_lengths": plan.probe_lengths, "buckets": [list(b) for b in buckets(plan.seq_len)],
                              "timed_inputs": [{"input": i, "seq_len": n, "source": "data" if i < plan.n_eval else "probe"}
                                               for i, n in zip(plan.timed, plan.timed_lengths)],
-                             "interleaved": True, "process_per_program": True},
+                             "interleaved": True, "process_per_program": True, "gc_disabled_while_timed": True},
         "programs": programs,
     }

@@ -71,7 +71,7 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for t in threads:
             e = _latency(p, t)
             s = e["summary"] if e else {}
-            row += [_num(s.get("median_ms")), _num(s.get("p90_ms")), _num(s.get("p99_ms"))]
+            row += [_num(s.get("median_ms")) + _flag(e), _num(s.get("p90_ms")), _num(s.get("p99_ms"))]
         mem = p["memory"]
         row += [_mb(mem["peak_cost_bytes"])]
         if without:
@@ -82,22 +82,100 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def print_table(report: dict[str, Any]) -> None:
-    """The summary as a rich table on stdout."""
+def _flag(e: dict[str, Any] | None) -> str:
+    return " !" if e and e.get("quality", {}).get("unstable") else ""
+
+
+def quality_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Size and what quantization costs in quality, one row per program."""
+    header = ["program", "MB", "x fp32", "acc", "F1", "agree", "SQNR", "flips"]
+    rows = []
+    for p in report["programs"]:
+        acc, fid, size = p["accuracy"] or {}, p["fidelity"] or {}, p["size"]
+        rows.append([p["name"], _mb(size["bytes"] if size["bytes"] is not None else size["parameter_bytes"]),
+                     _num(size["compression_vs_fp32"], ".2f") + ("x" if size["compression_vs_fp32"] else ""),
+                     _pct(acc.get("accuracy")), _num(acc.get("macro_f1"), ".3f"),
+                     _pct(fid.get("top1_agreement")) if p["fidelity"] else "ref", _sqnr(p),
+                     str(p["flips"]["count"]) if p["flips"] else "-"])
+    return header, rows
+
+
+def latency_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Median latency ± half the interquartile range at each thread count; ! = unstable."""
+    threads = report["latency_settings"]["threads"]
+    header = ["program", *[f"{t} thread{'s' if t > 1 else ''}, ms" for t in threads]]
+    rows = []
+    for p in report["programs"]:
+        row = [p["name"]]
+        for t in threads:
+            e = _latency(p, t)
+            s = e["summary"] if e else {}
+            spread = e.get("quality", {}).get("iqr_ms") if e else None
+            row.append("-" if not s.get("median_ms") else
+                       f"{s['median_ms']:.2f}" + (f" ±{spread / 2:.2f}" if spread is not None else "") + _flag(e))
+        rows.append(row)
+    return header, rows
+
+
+def memory_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The RSS a program adds at its peak (and without the weight cache), and its load time."""
+    without = any(p["memory"]["without_cache"] for p in report["programs"])
+    header = ["program", "adds MB", *(["without cache"] if without else []), "load ms"]
+    rows = []
+    for p in report["programs"]:
+        mem = p["memory"]
+        row = [p["name"], _num(mem["peak_cost_bytes"] / 1e6, ".1f")]
+        if without:
+            row.append(_num(mem["without_cache"]["peak_cost_bytes"] / 1e6, ".1f") if mem["without_cache"] else "-")
+        last = _latency(p, mem["threads"])
+        row.append(_num(last["load_s"] * 1e3, ".0f") if last else "-")
+        rows.append(row)
+    return header, rows
+
+
+def _caption(report: dict[str, Any]) -> str:
+    """What the columns are (the tables' headers are kept short to fit 80 columns)."""
+    gc = " with Python's garbage collector off" if report["latency_settings"].get("gc_disabled_while_timed") else ""
+    return (f"MB: size on disk; x fp32: the fp32 program's size / this size; acc, F1: accuracy and macro-F1 "
+            f"on the data; agree: top-1 agreement with eager fp32; SQNR in dB. Latency: median ± half the "
+            f"interquartile range over {_timed_calls(report)} timed calls per program, batch 1, each program in "
+            f"its own process{gc}; ! = unstable timing (below); adds MB = peak RSS the program adds to its "
+            f"process (no cache: without XNNPACK's weight cache). {report['machine']['cpu']}, "
+            f"{report['machine']['cores']} cores.")
+
+
+def print_report(report: dict[str, Any], console: Any = None) -> None:
+    """The verdict, then tables of quality, latency and memory, sized to the terminal (rich takes
+    the width from the terminal or $COLUMNS; each stays within 80 columns for up to five thread
+    counts), then what made a timing unstable. Full detail is in report.md and report.json."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    header, rows = summary_rows(report)
+    from albert_edge.verdict import UNSTABLE_ADVICE, unstable_timings, verdict_lines
+
+    console = console or Console()
     m, d = report["model"], report["data"]
-    table = Table(title=f"{m['source']} ({m['task']}) on {d['rows']} examples of {d['source']}",
-                  caption=f"latency: batch 1, median/p90/p99 over {_timed_calls(report)} timed calls per "
-                          f"program; x fp32 = fp32 .pte size / this size; adds MB = peak RSS the program adds "
-                          f"to its process (load + calls); {report['machine']['cpu']}")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
-    for r in rows:
-        table.add_row(*r)
-    Console(width=max(160, len(" | ".join(header)) + 20)).print(table)
+    console.print(f"[bold]{m['source']}[/bold] ({m['task']}) on {d['rows']} examples of {d['source']}")
+    lines = verdict_lines(report)
+    if lines:
+        console.print("[bold]Verdict[/bold]")
+        for line in lines:
+            console.print(f"- {line}")
+    tables = (("quality", quality_table(report)), ("latency", latency_table(report)), ("memory", memory_table(report)))
+    for title, (header, rows) in tables:
+        table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left")
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+        for r in rows:
+            table.add_row(*r)
+        console.print(table)
+    console.print(_caption(report), style="dim")
+    flagged = unstable_timings(report)
+    if flagged:
+        console.print("[bold]Unstable timings[/bold] (" + UNSTABLE_ADVICE + "):")
+        for line in flagged:
+            console.print(f"- {line}")
 
 
 def _timed_calls(report: dict[str, Any]) -> int:
@@ -113,7 +191,17 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]
 
 def markdown(report: dict[str, Any]) -> str:
     m, d, mach, ls = report["model"], report["data"], report["machine"], report["latency_settings"]
-    lines = [f"# albert-edge compare: {m['source']}", "",
+    from albert_edge.verdict import UNSTABLE_ADVICE, unstable_timings, verdict_lines
+
+    lines = [f"# albert-edge compare: {m['source']}", ""]
+    verdict = verdict_lines(report)
+    if verdict:
+        lines += ["## Verdict", ""] + [f"- {v}" for v in verdict] + [""]
+    flagged = unstable_timings(report)
+    if flagged:
+        lines += [f"**Unstable timings** ({UNSTABLE_ADVICE}); these figures are marked ! below:", ""]
+        lines += [f"- {f}" for f in flagged] + [""]
+    lines += ["## Setup", "",
              f"- Model: `{m['source']}` ({m['architecture']}, task {m['task']}, labels {', '.join(m['labels'])}, "
              f"max_seq_len {m['max_seq_len']}){' — random weights' if m['random_weights'] else ''}",
              f"- Bundle: `{report['bundle']}`; reference: eager PyTorch fp32",
@@ -124,7 +212,8 @@ def markdown(report: dict[str, Any]) -> str:
              f"- Latency: batch 1; each program in its own process; {ls['warmup']} warm-up call(s) per input, then "
              f"{ls['rounds']} rounds x {ls['runs_per_round']} calls on {len(ls['timed_inputs'])} inputs "
              f"({ls['data_inputs']} from the data, spread over its lengths, and probes of "
-             f"{', '.join(map(str, ls['probe_lengths']))} tokens), programs interleaved round by round",
+             f"{', '.join(map(str, ls['probe_lengths']))} tokens), programs interleaved round by round"
+             + ("; Python's garbage collector off during the timed calls" if ls.get("gc_disabled_while_timed") else ""),
              f"- Written by {report['created_by']} at {report['created_at']} in {report['seconds']:.0f} s", ""]
     if d["accuracy_skipped"]:
         lines += [f"Accuracy is not reported: {d['accuracy_skipped']}.", ""]
@@ -189,8 +278,9 @@ def markdown(report: dict[str, Any]) -> str:
                 continue
             s = e["summary"]
             m = e["memory"]
-            rows.append([p["name"], _num(s["median_ms"]), _num(s["p90_ms"]), _num(s["p99_ms"]), _num(s["mean_ms"]),
-                         _num(s["std_ms"]), s["n"], _num(e["load_s"] * 1e3, ".0f"), _num(e["first_inference_s"] * 1e3, ".1f"),
+            rows.append([p["name"], _num(s["median_ms"]) + _flag(e), _num(s["p90_ms"]), _num(s["p99_ms"]),
+                         _num(s["mean_ms"]), _num(s["std_ms"]), s["n"], _num(e["load_s"] * 1e3, ".0f"),
+                         _num(e["first_inference_s"] * 1e3, ".1f"),
                          f"{_mb(m['load_cost_bytes'])} / {_mb(m['peak_cost_bytes'])}"])
         lines += _md_table(["program", "median ms", "p90", "p99", "mean", "std", "calls", "load ms", "first call ms",
                             "RSS added MB: load / peak"], rows) + [""]

@@ -28,10 +28,11 @@ _SCHEMA: dict[str, dict[str, Any]] = {
                "latency_settings": dict, "programs": list},
     "model": {"source": str, "task": str, "architecture": str, "labels": list, "random_weights": bool,
               "max_seq_len": int, "vocab_size": int},
-    "data": {"source": str, "rows": int, "truncated": int, "token_lengths": dict},
+    "data": {"source": str, "rows": int, "truncated": int, "token_lengths": dict, "gold": (list, type(None))},
     "latency_settings": {"threads": list, "warmup": int, "rounds": int, "runs_per_round": int,
                          "data_inputs": int, "probe_lengths": list, "buckets": list, "timed_inputs": list},
     "program": {"name": str, "kind": str, "size": dict, "latency": list, "memory": dict,
+                "predictions": (list, type(None)),
                 "accuracy": (dict, type(None)), "fidelity": (dict, type(None)), "flips": (dict, type(None))},
     "program_memory": {"threads": int, "weight_cache": (bool, type(None)), "load_cost_bytes": int,
                        "first_call_cost_bytes": int, "peak_cost_bytes": int, "without_cache": (dict, type(None))},
@@ -41,7 +42,9 @@ _SCHEMA: dict[str, dict[str, Any]] = {
     "size": {"bytes": (int, type(None)), "parameter_bytes": int, "compression_vs_fp32": _OPT_NUM},
     "fidelity": {"top1_agreement": _OPT_NUM, "cosine": _NUM, "sqnr_db": _OPT_NUM, "max_abs_diff": _NUM},
     "latency": {"threads": int, "load_s": _NUM, "first_inference_s": _NUM, "memory": dict, "summary": dict,
-                "by_bucket": list, "per_input": list},
+                "by_bucket": list, "per_input": list, "quality": dict},
+    "quality": {"iqr_ms": _NUM, "outlier_share": _NUM, "round_drift": _NUM, "cpu_steal_share": _OPT_NUM,
+                "unstable": bool, "reasons": list},
     "summary": {"n": int, "median_ms": _NUM, "p90_ms": _NUM, "p99_ms": _NUM, "mean_ms": _NUM, "std_ms": _NUM},
     "per_input": {"input": int, "source": str, "seq_len": int, "times_ms": list},
 }
@@ -78,6 +81,7 @@ def validate_report(report: Any, where: str = "report") -> None:
             check(e, "latency", f"programs[{i}].latency[{j}]")
             check(e["summary"], "summary", f"programs[{i}].latency[{j}].summary")
             check(e["memory"], "memory", f"programs[{i}].latency[{j}].memory")
+            check(e["quality"], "quality", f"programs[{i}].latency[{j}].quality")
             for k, pi in enumerate(e["per_input"]):
                 check(pi, "per_input", f"programs[{i}].latency[{j}].per_input[{k}]")
 

@@ -1,6 +1,7 @@
 """A small, schema-valid comparison report built by hand (no workers), for tests of the report's
-readers and renderers. Its figures are internally consistent: every summary is computed here from
-the listed calls."""
+readers and renderers. Its figures are internally consistent: every latency summary is computed
+here from the listed calls, accuracies and agreement from the listed predictions (timing quality
+is left clean)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,19 @@ def _latency(threads: int, base_ms: float, cache: bool | None, mb: int, rng: np.
                  for (lo, hi), p in zip(((1, 16), (17, 32)), per_input)]
     return {"threads": threads, "load_s": 0.01, "first_inference_s": 0.002,
             "memory": _memory(400_000_000, mb * 1_000_000, (mb + 2) * 1_000_000, (mb + 3) * 1_000_000, cache),
-            "summary": _summary(all_ms), "by_bucket": by_bucket, "per_input": per_input}
+            "summary": _summary(all_ms), "by_bucket": by_bucket, "per_input": per_input, "cpu_steal_share": 0.0,
+            "quality": {"iqr_ms": 0.0, "outlier_share": 0.0, "round_drift": 0.0, "cpu_steal_share": 0.0,
+                        "unstable": False, "reasons": []}}
+
+
+GOLD = [0] * 50 + [1] * 50
+EAGER = [0] * 45 + [1] * 5 + [1] * 45 + [0] * 5  # 90 right
+INT8 = [1, 1] + EAGER[2:]  # two examples eager got right, now wrong: 88 right, 98% agreement
 
 
 def _program(name: str, kind: str, size: int, base_ms: float, mb: int, rng: np.random.Generator,
-             accuracy: float, fidelity: dict[str, Any] | None, flips: int | None) -> dict[str, Any]:
+             predictions: list[int], fidelity: dict[str, Any] | None, flips: int | None) -> dict[str, Any]:
+    accuracy = sum(p == g for p, g in zip(predictions, GOLD)) / len(GOLD)
     cache = None if kind == "eager" else True
     latency = [_latency(t, base_ms, cache, mb, rng) for t in THREADS]
     top = latency[-1]["memory"]
@@ -56,6 +65,7 @@ def _program(name: str, kind: str, size: int, base_ms: float, mb: int, rng: np.r
                      "confusion_matrix": [[45, 5], [5, 45]]},
         "fidelity": fidelity,
         "flips": None if flips is None else {"count": flips, "listed": []},
+        "predictions": predictions,
         "latency": latency,
         "memory": {"threads": THREADS[-1], "weight_cache": cache, "load_cost_bytes": top["load_cost_bytes"],
                    "first_call_cost_bytes": top["first_call_cost_bytes"], "peak_cost_bytes": top["peak_cost_bytes"],
@@ -66,10 +76,10 @@ def _program(name: str, kind: str, size: int, base_ms: float, mb: int, rng: np.r
 def tiny_report() -> dict[str, Any]:
     rng = np.random.default_rng(0)
     programs = [
-        _program("eager-fp32", "eager", 4_000_000, 4.0, 40, rng, 0.90, None, None),
-        _program("fp32", "pte", 4_000_000, 2.0, 20, rng, 0.90,
+        _program("eager-fp32", "eager", 4_000_000, 4.0, 40, rng, EAGER, None, None),
+        _program("fp32", "pte", 4_000_000, 2.0, 20, rng, EAGER,
                  {"top1_agreement": 1.0, "cosine": 1.0, "sqnr_db": None, "max_abs_diff": 1e-6}, 0),
-        _program("int8", "pte", 1_000_000, 1.0, 6, rng, 0.89,
+        _program("int8", "pte", 1_000_000, 1.0, 6, rng, INT8,
                  {"top1_agreement": 0.98, "cosine": 0.999, "sqnr_db": 35.0, "max_abs_diff": 0.05}, 2),
     ]
     return copy.deepcopy({
@@ -81,13 +91,13 @@ def tiny_report() -> dict[str, Any]:
         "bundle": "bundle", "reference": "eager-fp32",
         "data": {"source": "data.csv", "path": "data.csv", "rows": 100, "limit": None, "text_column": "text",
                  "label_column": "label", "text_pair_column": None, "truncated": 0,
-                 "token_lengths": {"min": 3, "median": 8.0, "max": 30}, "accuracy_skipped": None},
+                 "token_lengths": {"min": 3, "median": 8.0, "max": 30}, "gold": GOLD, "accuracy_skipped": None},
         "machine": {"cpu": "Test CPU", "cores": 2, "machine": "x86_64", "platform": "Linux", "python": "3.11",
                     "torch": "2.13.0", "executorch": "1.5.1"},
         "latency_settings": {"threads": list(THREADS), "warmup": 1, "rounds": 3, "runs_per_round": 2,
                              "data_inputs": 1, "probe_lengths": [32], "buckets": [[1, 16], [17, 32]],
                              "timed_inputs": [{"input": 0, "seq_len": 8, "source": "data"},
                                               {"input": 1, "seq_len": 32, "source": "probe"}],
-                             "interleaved": True, "process_per_program": True},
+                             "interleaved": True, "process_per_program": True, "gc_disabled_while_timed": True},
         "programs": programs,
     })

@@ -25,8 +25,8 @@ LAYERS = [
      "cli_args"},
     # settings: the config, the recipe table, training arguments, the report schema
     {"config", "recipes", "training_args", "report_schema"},
-    # the model core and the tokenizer; drawing a report
-    {"model", "tokenizer", "report"},
+    # the model core and the tokenizer; reading and drawing a report
+    {"model", "tokenizer", "report", "verdict"},
     # what the model core is loaded from, quantized with, trained on; the bundle format
     {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline",
      "bundle_format"},

@@ -115,3 +115,43 @@ def test_int8_program_agrees_with_float_on_the_test_split(tmp_path: Path) -> Non
     int8 = torch.tensor([int(prog.run(*bundle.encode(t))[0].argmax()) for t in texts])
     agreement = (eager == int8).double().mean().item()
     assert agreement >= 0.99, agreement
+
+
+@pytest.mark.slow
+def test_the_verdict_of_the_default_models_comparison(tmp_path: Path, capsys) -> None:
+    """`albert-edge compare default` on 400 test tweets (short latency settings): the verdict it
+    prints is recomputed here from report.json's own figures, and the significance test from
+    scipy."""
+    from scipy import stats
+
+    from albert_edge.verdict import verdict
+
+    out = tmp_path / "cmp"
+    _test_split()  # skips without the corpora
+    assert main(["compare", "default", "--limit", "400", "--threads", "1", "--rounds", "2", "--runs", "1",
+                 "--latency-inputs", "2", "--jobs", "2", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    progs = {p["name"]: p for p in report["programs"]}
+    gold = report["data"]["gold"]
+    assert len(gold) == 400
+    for v in verdict(report):
+        p, r = progs[v["program"]], progs[v["reference"]]
+        assert v["smaller_by"] == pytest.approx(r["size"]["bytes"] / p["size"]["bytes"])
+        assert v["faster_by"][1] == pytest.approx(r["latency"][0]["summary"]["median_ms"]
+                                                  / p["latency"][0]["summary"]["median_ms"])
+        same = [a == b for a, b in zip(p["predictions"], r["predictions"])]
+        assert v["agreement"] == pytest.approx(sum(same) / 400) and v["changed"] == same.count(False)
+        if r["kind"] == "eager":  # the agreement the fidelity section reports is the same figure
+            assert v["agreement"] == pytest.approx(p["fidelity"]["top1_agreement"])
+        worse = sum(a == g != b for a, b, g in zip(r["predictions"], p["predictions"], gold))
+        better = sum(b == g != a for a, b, g in zip(r["predictions"], p["predictions"], gold))
+        acc = v["accuracy"]
+        assert acc.before == pytest.approx(r["accuracy"]["accuracy"]) and acc.after == pytest.approx(p["accuracy"]["accuracy"])
+        assert (acc.worse, acc.better) == (worse, better)
+        expected_p = 1.0 if worse + better == 0 else stats.binomtest(min(worse, better), worse + better).pvalue
+        assert acc.p_value == pytest.approx(expected_p)
+        assert v["memory_bytes"] == p["memory"]["peak_cost_bytes"]
+    int8 = next(v for v in verdict(report) if v["program"] == "int8" and v["reference"] == "fp32")
+    assert f"int8 vs fp32: {int8['smaller_by']:.2f}x smaller" in " ".join(printed.split())
+    assert "## Verdict" in (out / "report.md").read_text()

@@ -342,3 +342,16 @@ def test_a_model_is_exported_then_compared(setup, tmp_path):
     assert [p["name"] for p in report["programs"]] == [REFERENCE, "fp32"]
     assert report["programs"][1]["fidelity"]["top1_agreement"] == 1.0
     assert report["data"]["rows"] == 12
+
+
+@pytest.mark.slow
+def test_timing_quality_and_predictions_are_recorded(report):
+    assert report["latency_settings"]["gc_disabled_while_timed"] is True
+    for p in report["programs"]:
+        assert len(p["predictions"]) == N_ROWS and set(p["predictions"]) <= {0, 1, 2}
+        for e in p["latency"]:
+            q = e["quality"]
+            assert 0 <= q["outlier_share"] <= 1 and q["round_drift"] >= 0 and q["iqr_ms"] >= 0
+            assert e["cpu_steal_share"] is not None and 0 <= e["cpu_steal_share"] <= 1  # Linux has /proc/stat
+            assert q["unstable"] == bool(q["reasons"])
+    assert report["data"]["gold"] == [i % 3 for i in range(N_ROWS)]

@@ -1,0 +1,281 @@
+"""What a comparison report says at a glance: the verdict, how trustworthy its timings are, and
+what regressed against a baseline. Reads only the report dict (torch-free).
+
+- ``verdict(report)``: per quantized program, against the fp32 program and against eager fp32:
+  how much smaller, how much faster at each thread count (ratio of medians), top-1 agreement and
+  labels changed, the task metric's change with a 95% confidence interval and McNemar's exact
+  test on the same examples (is the change distinguishable from zero?), and the memory it adds.
+- ``timing_quality(entry, ...)``: the spread of one program's timed calls and whether the run was
+  too noisy to trust (tail far above the median, medians drifting from round to round, CPU time
+  stolen by the hypervisor), with what to do about it.
+- ``regressions(new, old, thresholds)``: every metric of every program that got worse than the
+  thresholds allow, for a CI gate (``albert-edge report NEW --baseline OLD``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# A run is flagged as unstable when any of these is exceeded. Inputs have different lengths, so
+# every call is measured against its own input's median.
+OUTLIER_FACTOR = 3.0  # a call that took more than 3x its input's median is an outlier
+MAX_OUTLIER_SHARE = 0.05  # more than 5% of the calls were outliers
+MAX_ROUND_DRIFT = 0.20  # the per-round medians spread by more than 20% of the median (max - min)
+MAX_STEAL_SHARE = 0.05  # more than 5% of CPU time went to other guests of the hypervisor
+Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+# ---- statistics ---------------------------------------------------------------------------------
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: b and c are the discordant pairs (reference right and
+    program wrong, and the reverse); under no change each is Binomial(b + c, 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
+    return min(1.0, 2.0 * tail)
+
+
+def paired_difference_ci(b: int, c: int, n: int, z: float = Z_95) -> tuple[float, float, float]:
+    """(difference, low, high) of two accuracies measured on the same n examples: program minus
+    reference, (c - b) / n, with a Wald interval from the discordant pairs."""
+    diff = (c - b) / n
+    se = math.sqrt(max(b + c - (c - b) ** 2 / n, 0.0)) / n
+    return diff, diff - z * se, diff + z * se
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    reference: str
+    metric: str  # "accuracy"
+    before: float
+    after: float
+    low: float  # 95% CI of after - before
+    high: float
+    p_value: float  # McNemar's exact test
+    worse: int  # examples the reference got right and the program wrong
+    better: int
+
+    @property
+    def change(self) -> float:
+        return self.after - self.before
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 0.05
+
+
+def accuracy_change(gold: Sequence[int], reference: Sequence[int], program: Sequence[int],
+                    reference_name: str) -> MetricChange:
+    """The program's accuracy against the reference's, on the same examples."""
+    n = len(gold)
+    ref_right = [r == g for r, g in zip(reference, gold)]
+    prog_right = [p == g for p, g in zip(program, gold)]
+    b = sum(r and not p for r, p in zip(ref_right, prog_right))
+    c = sum(p and not r for r, p in zip(ref_right, prog_right))
+    diff, low, high = paired_difference_ci(b, c, n)
+    before = sum(ref_right) / n
+    return MetricChange(reference_name, "accuracy", before, before + diff, low, high, mcnemar_exact_p(b, c), b, c)
+
+
+# ---- timing quality -----------------------------------------------------------------------------
+
+
+def round_medians(entry: dict[str, Any], rounds: int, runs: int) -> list[float]:
+    """Each round's median of the timed calls, every input's calls scaled by that input's overall
+    median (inputs of different lengths then weigh alike)."""
+    per_round: list[list[float]] = [[] for _ in range(rounds)]
+    for pi in entry["per_input"]:
+        times = pi["times_ms"]
+        med = statistics.median(times) if times else 0.0
+        if med <= 0:
+            continue
+        for r in range(rounds):
+            per_round[r] += [t / med for t in times[r * runs:(r + 1) * runs]]
+    return [statistics.median(x) for x in per_round if x]
+
+
+def timing_quality(entry: dict[str, Any], rounds: int, runs: int) -> dict[str, Any]:
+    """Spread and stability of one program's timed calls at one thread count."""
+    all_ms = sorted(t for pi in entry["per_input"] for t in pi["times_ms"])
+    q1, q3 = (statistics.quantiles(all_ms, n=4, method="inclusive")[::2] if len(all_ms) >= 2
+              else (all_ms[0], all_ms[0]) if all_ms else (0.0, 0.0))
+    medians = round_medians(entry, rounds, runs)
+    drift = (max(medians) - min(medians)) if len(medians) > 1 else 0.0
+    outliers = [t > OUTLIER_FACTOR * statistics.median(pi["times_ms"]) for pi in entry["per_input"]
+                for t in pi["times_ms"]]
+    share = sum(outliers) / len(outliers) if outliers else 0.0
+    steal = entry.get("cpu_steal_share")
+    reasons = []
+    if share > MAX_OUTLIER_SHARE:
+        reasons.append(f"{100 * share:.0f}% of the calls took over {OUTLIER_FACTOR:g}x their input's median "
+                       f"(more than {100 * MAX_OUTLIER_SHARE:.0f}%)")
+    if drift > MAX_ROUND_DRIFT:
+        reasons.append(f"round medians drift by {100 * drift:.0f}% (more than {100 * MAX_ROUND_DRIFT:.0f}%)")
+    if steal is not None and steal > MAX_STEAL_SHARE:
+        reasons.append(f"{100 * steal:.0f}% of CPU time was stolen by the hypervisor")
+    return {"iqr_ms": q3 - q1, "outlier_share": share, "round_drift": drift, "cpu_steal_share": steal,
+            "unstable": bool(reasons), "reasons": reasons}
+
+
+UNSTABLE_ADVICE = ("close other work on the machine (or move to one that is not shared) and rerun with more "
+                   "--rounds; on a VM with CPU steal, latency figures only compare within one run")
+
+
+# ---- the verdict --------------------------------------------------------------------------------
+
+
+def _latency(p: dict[str, Any], threads: int) -> dict[str, Any] | None:
+    return next((e for e in p["latency"] if e["threads"] == threads), None)
+
+
+def _size(p: dict[str, Any]) -> int | None:
+    return p["size"]["bytes"] if p["size"]["bytes"] is not None else p["size"]["parameter_bytes"]
+
+
+def compare_programs(report: dict[str, Any], program: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """``program`` against ``reference`` (both entries of the report's programs)."""
+    out: dict[str, Any] = {"program": program["name"], "reference": reference["name"]}
+    ps, rs = _size(program), _size(reference)
+    out["smaller_by"] = rs / ps if ps and rs else None
+    out["faster_by"] = {}
+    for t in report["latency_settings"]["threads"]:
+        a, b = _latency(program, t), _latency(reference, t)
+        if a and b and a["summary"].get("median_ms") and b["summary"].get("median_ms"):
+            out["faster_by"][t] = b["summary"]["median_ms"] / a["summary"]["median_ms"]
+    gold = report["data"].get("gold")
+    if program.get("predictions") is not None and reference.get("predictions") is not None:
+        pp, rp = program["predictions"], reference["predictions"]
+        out["agreement"] = sum(a == b for a, b in zip(pp, rp)) / len(pp)
+        out["changed"] = sum(a != b for a, b in zip(pp, rp))
+        if gold is not None:
+            out["accuracy"] = accuracy_change(gold, rp, pp, reference["name"])
+    out["memory_bytes"] = program["memory"]["peak_cost_bytes"]
+    out["reference_memory_bytes"] = reference["memory"]["peak_cost_bytes"]
+    return out
+
+
+def verdict(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every quantized program against the fp32 program (when the bundle has one) and against
+    eager fp32."""
+    programs = {p["name"]: p for p in report["programs"]}
+    reference = programs.get(report["reference"])
+    fp32 = programs.get("fp32")
+    out = []
+    for p in report["programs"]:
+        if p["kind"] != "pte" or p["name"] == "fp32":
+            continue
+        for ref in (fp32, reference):
+            if ref is not None:
+                out.append(compare_programs(report, p, ref))
+    if fp32 is not None and reference is not None:  # what lowering alone does
+        out.append(compare_programs(report, fp32, reference))
+    return out
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
+
+
+def verdict_lines(report: dict[str, Any]) -> list[str]:
+    """The verdict as sentences, one per comparison (the terminal and report.md print these)."""
+    lines = []
+    for v in verdict(report):
+        parts = []
+        if v["smaller_by"]:
+            r = v["smaller_by"]
+            parts.append(f"{_ratio(r)} smaller" if r >= 1 else f"{_ratio(1 / r)} larger")
+        parts += [(f"{_ratio(r)} faster" if r >= 1 else f"{_ratio(1 / r)} slower")
+                  + f" at {t} thread{'s' if t > 1 else ''}" for t, r in v["faster_by"].items()]
+        if "agreement" in v:
+            parts.append(f"agrees on {100 * v['agreement']:.2f}% ({v['changed']} label{'s' if v['changed'] != 1 else ''}"
+                         " changed)")
+        acc: MetricChange | None = v.get("accuracy")
+        if acc is not None and acc.worse == acc.better == 0:
+            parts.append(f"accuracy unchanged at {100 * acc.after:.2f}% (the same predictions right)")
+        elif acc is not None:
+            word = "a real change" if acc.significant else "not distinguishable from no change"
+            parts.append(f"accuracy {100 * acc.change:+.2f} points to {100 * acc.after:.2f}% (95% CI "
+                         f"{100 * acc.low:+.2f} to {100 * acc.high:+.2f}; McNemar p = {acc.p_value:.2g}: {word})")
+        parts.append(f"adds {v['memory_bytes'] / 1e6:.1f} MB ({v['reference']}: {v['reference_memory_bytes'] / 1e6:.1f} MB)")
+        lines.append(f"{v['program']} vs {v['reference']}: " + ", ".join(parts))
+    return lines
+
+
+def unstable_timings(report: dict[str, Any]) -> list[str]:
+    """One line per (program, thread count) whose timings were flagged, with the reasons."""
+    out = []
+    for p in report["programs"]:
+        for e in p["latency"]:
+            q = e.get("quality")
+            if q and q["unstable"]:
+                out.append(f"{p['name']} at {e['threads']} thread{'s' if e['threads'] > 1 else ''}: "
+                           + "; ".join(q["reasons"]))
+    return out
+
+
+# ---- regressions against a baseline -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_accuracy_drop: float = 0.5  # points (percent) of accuracy or macro-F1
+    max_agreement_drop: float = 0.5  # points of top-1 agreement with eager fp32
+    max_latency_increase: float = 10.0  # percent, median at each thread count
+    max_memory_increase: float = 10.0  # percent of the memory a program adds
+    max_size_increase: float = 1.0  # percent of the file size
+
+
+def regressions(new: dict[str, Any], old: dict[str, Any], t: Thresholds) -> list[str]:
+    """Every metric of every program present in both reports that got worse by more than the
+    thresholds allow, as 'program: metric old -> new (change) exceeds --option limit'."""
+    old_programs = {p["name"]: p for p in old["programs"]}
+    found = []
+
+    def check(name: str, metric: str, before: float | None, after: float | None, worse: float | None,
+              limit: float, option: str, fmt: str, unit: str) -> None:
+        if before is None or after is None or worse is None:
+            return
+        if worse > limit:
+            found.append(f"{name}: {metric} {format(before, fmt)} -> {format(after, fmt)} "
+                         f"({'+' if worse > 0 else ''}{worse:.2f}{unit} worse) exceeds --{option} {limit:g}{unit}")
+
+    for p in new["programs"]:
+        q = old_programs.get(p["name"])
+        if q is None:
+            continue
+        name = p["name"]
+        for key in ("accuracy", "macro_f1"):
+            a, b = (q["accuracy"] or {}).get(key), (p["accuracy"] or {}).get(key)
+            if a is not None and b is not None:
+                check(name, key.replace("_", "-"), 100 * a, 100 * b, 100 * (a - b), t.max_accuracy_drop,
+                      "max-accuracy-drop", ".2f", " points")
+        a = (q["fidelity"] or {}).get("top1_agreement")
+        b = (p["fidelity"] or {}).get("top1_agreement")
+        if a is not None and b is not None:
+            check(name, "agreement", 100 * a, 100 * b, 100 * (a - b), t.max_agreement_drop, "max-agreement-drop",
+                  ".2f", " points")
+        for e in p["latency"]:
+            before = _latency(q, e["threads"])
+            if before is None:
+                continue
+            a, b = before["summary"].get("median_ms"), e["summary"].get("median_ms")
+            if a and b:
+                check(name, f"median latency at {e['threads']} thread(s), ms", a, b, 100 * (b / a - 1),
+                      t.max_latency_increase, "max-latency-increase", ".2f", "%")
+        a, b = q["memory"]["peak_cost_bytes"], p["memory"]["peak_cost_bytes"]
+        if a > 0:
+            check(name, "memory added, MB", a / 1e6, b / 1e6, 100 * (b / a - 1), t.max_memory_increase,
+                  "max-memory-increase", ".1f", "%")
+        a, b = _size(q), _size(p)
+        if a and b:
+            check(name, "size, MB", a / 1e6, b / 1e6, 100 * (b / a - 1), t.max_size_increase, "max-size-increase",
+                  ".3f", "%")
+    return found

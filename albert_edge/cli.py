@@ -75,14 +75,15 @@ def _stderr_line(message: str) -> None:
 
 
 def summary_table(manifest: dict) -> str:
-    """One row per program (size, delegated share, delegate calls, export time), then every op
-    left outside the delegate with its count and reason."""
-    header = f"{'program':<10} {'size (MB)':>10} {'delegated (%)':>14} {'delegate calls':>15} {'export (s)':>11}"
+    """One row per program (size, delegated share, XNNPACK operators and the delegate calls
+    they run in, export time), then every op left outside the delegate with its count and reason."""
+    header = (f"{'program':<10} {'size (MB)':>10} {'delegated (%)':>14} {'XNNPACK ops':>12} "
+              f"{'delegate calls':>15} {'export (s)':>11}")
     rows = [header]
     for p in manifest["programs"]:
         d = p["delegation"]
         rows.append(f"{p['name']:<10} {p['size_bytes'] / 1e6:>10.3f} {100 * d['delegated_share']:>14.1f} "
-                    f"{d['delegate_calls']:>15d} {p['export_seconds']:>11.1f}")
+                    f"{d.get('xnnpack_operators', 0):>12d} {d['delegate_calls']:>15d} {p['export_seconds']:>11.1f}")
     rows.append("outside the XNNPACK delegate:")
     for p in manifest["programs"]:
         for op, info in p["delegation"]["undelegated_ops"].items():

@@ -94,15 +94,19 @@ class AlbertAttention(nn.Module):
         """x: (B, S, H); mask: additive float (B * nh, 1, S), or (1, 1, S) when B == 1 -> (B, S, H).
 
         Written for the XNNPACK delegate: heads are folded into the batch of 3-D ``bmm``s (a 4-D
-        ``matmul`` adds ``expand`` copies the delegate does not take), and every reshape leaves
-        the sequence length to ``-1`` so that it stays a single inferred dimension.
+        ``matmul`` adds ``expand`` copies the delegate does not take), keys are laid out as
+        K^T by one permute (not a transpose of a transpose), and every reshape leaves the
+        sequence length to ``-1`` so that it stays a single inferred dimension.
         """
         B, H = x.shape[0], x.shape[2]
         nh, hd = self.num_heads, self.head_dim
         q = self.query(x).reshape(B, -1, nh, hd).transpose(1, 2).reshape(B * nh, -1, hd)  # (B*nh, S, hd)
-        k = self.key(x).reshape(B, -1, nh, hd).transpose(1, 2).reshape(B * nh, -1, hd)  # (B*nh, S, hd)
+        k_t = self.key(x).reshape(B, -1, nh, hd).permute(0, 2, 3, 1).reshape(B * nh, hd, -1)  # (B*nh, hd, S)
         v = self.value(x).reshape(B, -1, nh, hd).transpose(1, 2).reshape(B * nh, -1, hd)  # (B*nh, S, hd)
-        scores = torch.bmm(q, k.transpose(1, 2)) * self.scale + mask  # (B*nh, S, S)
+        scores = torch.bmm(q, k_t)  # (B*nh, S, S)
+        if self.scale != 1.0:  # 1.0 once the export folds it into the query projection
+            scores = scores * self.scale
+        scores = scores + mask
         probs = self.attention_dropout(torch.softmax(scores, dim=-1))
         context = torch.bmm(probs, v)  # (B*nh, S, hd)
         context = context.reshape(B, nh, -1, hd).transpose(1, 2).reshape(B, -1, H)  # (B, S, H)

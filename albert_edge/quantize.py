@@ -90,11 +90,31 @@ class QuantizedEmbedding(nn.Module):
         return torch.ops.quantized_decomposed.embedding_4bit.default(self.weight, self.scales, None, -8, 7, indices)
 
 
-def to_delegate_form(model: nn.Module, gelu: str = "exact") -> nn.Module:
-    """Rewrite ``model`` in place for the XNNPACK delegate; returns it.
+def fold_attention_scale(model: nn.Module) -> None:
+    """Multiply each attention's query projection by its 1/sqrt(head_dim) and set the scale to 1.
 
-    Every ``nn.LayerNorm`` becomes ``XnnpackLayerNorm`` (same parameters). With
-    ``gelu="xnnpack"``, GELU-family activations become ``F.gelu``, one XNNPACK op.
+    The same scores (to fp32 rounding) without a multiply over every (head, S, S) score per layer
+    step. A shared attention module is folded once, however many layer steps run it.
+    """
+    from albert_edge.model import AlbertAttention
+
+    for module in {id(m): m for m in model.modules() if isinstance(m, AlbertAttention)}.values():
+        if module.scale != 1.0:
+            with torch.no_grad():
+                module.query.weight.mul_(module.scale)
+                if module.query.bias is not None:
+                    module.query.bias.mul_(module.scale)
+            module.scale = 1.0
+
+
+def to_delegate_form(model: nn.Module, gelu: str = "exact") -> nn.Module:
+    """Rewrite ``model`` in place for the XNNPACK delegate (an eval-mode copy); returns it.
+
+    Every ``nn.LayerNorm`` becomes ``XnnpackLayerNorm`` (same parameters); every ``nn.Dropout``
+    becomes ``nn.Identity`` (what it is in eval mode; exported, it would be a copy the delegate
+    runs: three per layer step); the attention scale is folded into the query projection
+    (``fold_attention_scale``). With ``gelu="xnnpack"``, GELU-family activations become
+    ``F.gelu``, one XNNPACK op.
     """
     if gelu not in GELU_FORMS:
         raise ValueError(f"gelu must be one of {', '.join(GELU_FORMS)}, got {gelu!r}")
@@ -102,6 +122,9 @@ def to_delegate_form(model: nn.Module, gelu: str = "exact") -> nn.Module:
         for attr, sub in list(child.named_children()):
             if isinstance(sub, nn.LayerNorm):
                 setattr(child, attr, XnnpackLayerNorm(sub))
+            elif isinstance(sub, nn.Dropout):
+                setattr(child, attr, nn.Identity())
+    fold_attention_scale(model)
     if gelu == "xnnpack" and model.config.hidden_act in GELU_ACTIVATIONS:
         for module in model.modules():
             if hasattr(module, "activation") and callable(module.activation):

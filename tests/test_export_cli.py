@@ -74,14 +74,18 @@ def test_export_prints_progress_and_a_table(exported):
     assert "[1/2] fp32: quantize, export and lower" in stderr and "[2/2] int8:" in stderr
     assert "no tokenizer" in stderr and f"wrote {out}" in stderr
     lines = stdout.splitlines()
-    assert re.match(r"program\s+size \(MB\)\s+delegated \(%\)\s+delegate calls\s+export \(s\)", lines[0])
+    assert re.match(r"program\s+size \(MB\)\s+delegated \(%\)\s+XNNPACK ops\s+delegate calls\s+export \(s\)",
+                    lines[0])
     m = read_manifest(out)
     for line, entry in zip(lines[1:3], m["programs"]):
-        name, size, share, calls, seconds = line.split()
+        name, size, share, ops, calls, seconds = line.split()
         assert name == entry["name"]
         assert float(size) == pytest.approx(entry["size_bytes"] / 1e6, abs=1e-3)
         assert float(share) == pytest.approx(100 * entry["delegation"]["delegated_share"], abs=0.05)
         assert int(calls) == entry["delegation"]["delegate_calls"] >= 1
+        # at least a GEMM per linear layer, all of them inside the delegate calls
+        assert int(ops) == entry["delegation"]["xnnpack_operators"] >= entry["delegation"]["delegated_ops"][
+            "aten.linear.default"] > 0
         assert float(seconds) > 0
     assert lines[3] == "outside the XNNPACK delegate:"
     outside = [line.split()[:2] for line in lines[4:-1]]

@@ -71,6 +71,21 @@ def test_delegate_form_keeps_outputs(model):
     assert 0 < (approx - want).abs().max().item() <= 5e-3  # erf GELU: a small, real difference
 
 
+def test_delegate_form_drops_dropout_and_folds_the_attention_scale_once(model):
+    """Eval-mode dropout is identity, and the scale goes into the query projection: once for the
+    shared layer, however many layer steps run it (TINY: one group, several steps)."""
+    assert TINY.num_hidden_groups == 1 and TINY.num_hidden_layers > 1
+    form = to_delegate_form(copy.deepcopy(model))
+    assert not any(isinstance(m, nn.Dropout) for m in form.modules())
+    [attention] = [m for m in model.modules() if type(m).__name__ == "AlbertAttention"]
+    [folded] = [m for m in form.modules() if type(m).__name__ == "AlbertAttention"]
+    assert attention.scale == TINY.head_dim**-0.5 and folded.scale == 1.0
+    assert torch.equal(folded.query.weight, attention.query.weight * attention.scale)
+    assert torch.equal(folded.query.bias, attention.query.bias * attention.scale)
+    assert torch.equal(folded.key.weight, attention.key.weight)
+    assert any(isinstance(m, nn.Dropout) for m in model.modules())  # the float model keeps its own
+
+
 def test_quantize_does_not_touch_the_float_model(model):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     types = [type(m) for m in model.modules()]

@@ -116,6 +116,21 @@ def test_every_call_is_counted_once_per_execution(recipe, lowered, request):
     assert inside == sum(b["operators"] for b in blocks) * profile["executions"]
 
 
+@pytest.mark.parametrize("recipe", ["int8", "fp32"])
+def test_the_lowering_counts_the_operators_xnnpack_runs(recipe, lowered, request):
+    """The report's XNNPACK operators (read from the delegate payloads) are the operators the
+    runtime's XNNPACK profiler reports per call, less the two fusions XNNPACK makes itself when it
+    creates the runtime: each int8 GEMM's input quantization goes into the GEMM, and each
+    LayerNorm's square into its second mean ("Mean Squared"): one of the two means per LayerNorm."""
+    profile, _ = request.getfixturevalue(recipe)
+    report = lowered.programs[recipe].report
+    kinds = report.xnnpack_node_kinds
+    assert report.xnnpack_operators == sum(kinds.values()) > 0
+    assert ("XNNConvert" in kinds) == (recipe == "int8")
+    fused = kinds.get("XNNConvert", 0) + kinds["XNNGlobalAvgPooling2d"] // 2
+    assert sum(b["operators"] for b in profile["delegate_blocks"]) == report.xnnpack_operators - fused
+
+
 def test_embedding_lookups_run_outside_the_delegate(int8, fp32):
     assert by_name(int8[0])["quantized_decomposed::embedding_byte.out"]["delegated"] is False
     assert by_name(fp32[0])["aten::embedding.out"]["delegated"] is False

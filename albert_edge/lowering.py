@@ -176,18 +176,16 @@ def xnnpack_node_kinds(payload: bytes) -> Counter[str]:
     """
     import json
     import tempfile
-    from importlib import resources
     from pathlib import Path
 
-    from executorch.backends.xnnpack import serialization
-    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader
+    from executorch.backends.xnnpack.serialization.xnnpack_graph_serialize import XNNHeader, _get_schema_bytes
     from executorch.exir._serialize._flatbuffer import _flatc_decompile
 
     header = XNNHeader.from_bytes(payload[:XNNHeader.EXPECTED_LENGTH])
     graph = payload[header.flatbuffer_offset:header.flatbuffer_offset + header.flatbuffer_size]
     with tempfile.TemporaryDirectory(prefix="albert-edge-xnn-") as d:
         schema, data = Path(d, "schema.fbs"), Path(d, "graph.bin")
-        schema.write_bytes(resources.files(serialization).joinpath("schema.fbs").read_bytes())
+        schema.write_bytes(_get_schema_bytes())  # the schema the payload was written with
         data.write_bytes(graph)
         _flatc_decompile(d, str(schema), str(data))
         nodes = json.loads(Path(d, "graph.json").read_text()).get("xnodes", [])

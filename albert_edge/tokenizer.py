@@ -94,8 +94,8 @@ _WHITESPACE = frozenset(
 )
 
 
-# Tokens of one text before special tokens are added: (id, (start, end) in the text).
-_Tokens = list[tuple[int, tuple[int, int]]]
+# Tokens of one text before special tokens are added: (id, (start, end) in the text, word index).
+_Tokens = list[tuple[int, tuple[int, int], int]]
 
 
 
@@ -106,6 +106,10 @@ class Encoding:
     ``offsets[i]`` is the ``(start, end)`` character span of token ``i`` in the string it came
     from (``text`` for token type 0, ``text_pair`` for type 1); ``(0, 0)`` for the ``[CLS]`` and
     ``[SEP]`` that encoding adds and for padding.
+
+    ``word_ids[i]`` numbers the words of token ``i``'s text from 0 (a word is what ``tokenizers``
+    calls one: an added token, or a whitespace-separated run cut before every ``▁``); None for
+    added ``[CLS]``/``[SEP]`` and padding. ``sequence_ids[i]`` is 0 or 1 (the text), None there.
     """
 
     input_ids: tuple[int, ...]
@@ -113,9 +117,18 @@ class Encoding:
     attention_mask: tuple[int, ...]
     offsets: tuple[tuple[int, int], ...]
     tokens: tuple[str, ...]
+    word_ids: tuple[int | None, ...]
+    sequence_ids: tuple[int | None, ...]
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def word_to_chars(self, word: int, sequence: int = 0) -> tuple[int, int]:
+        """``(start, end)`` characters of word ``word`` of text ``sequence`` (first token's start, last's end)."""
+        idx = [i for i, (w, q) in enumerate(zip(self.word_ids, self.sequence_ids)) if w == word and q == sequence]
+        if not idx:
+            raise TokenizerError(f"this encoding has no word {word} in sequence {sequence}")
+        return self.offsets[idx[0]][0], self.offsets[idx[-1]][1]
 
 
 @dataclass(frozen=True)
@@ -443,7 +456,7 @@ class AlbertTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Pieces of ``text`` without special tokens."""
-        return [self._pieces[i] for i, _ in self._encode_text(text, "text")]
+        return [self._pieces[i] for i, _, _ in self._encode_text(text, "text")]
 
     def encode(
         self,
@@ -498,6 +511,52 @@ class AlbertTokenizer:
             encs = [self._pad(e, max_length) for e in encs]  # type: ignore[arg-type]
         return encs
 
+    def encode_windows(
+        self,
+        text: str,
+        text_pair: str,
+        *,
+        max_length: int,
+        stride: int = 0,
+        max_text_tokens: int | None = None,
+    ) -> list[Encoding]:
+        """``[CLS] text [SEP] window [SEP]`` for each window of ``text_pair`` that fits ``max_length``.
+
+        What ``tokenizers`` gives with ``truncation="only_second", return_overflowing_tokens=True,
+        stride=stride`` (the question-answering pipeline's features): windows of ``n = max_length -
+        len(text) - 3`` tokens of ``text_pair`` starting every ``n - stride`` tokens, the last one
+        ending at the pair's last token; one window when it fits. ``max_text_tokens`` first cuts
+        ``text`` to that many tokens (the pipeline's ``max_question_len``, which only its slow
+        path applies). Offsets index ``text`` (type 0) and ``text_pair`` (type 1).
+        """
+        self._check_options(max_length, "only_second", "do_not_pad")
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
+            raise TokenizerError(f"stride={stride!r}; accepted: an int >= 0")
+        a = self._encode_text(text, "text")
+        if max_text_tokens is not None:
+            a = a[:max_text_tokens]
+        b = self._encode_text(text_pair, "text_pair")
+        size = max_length - len(a) - 3
+        if size <= 0:
+            raise TokenizerError(
+                f"text has {len(a)} tokens, which leaves no room for text_pair in max_length={max_length} "
+                "([CLS] text [SEP] text_pair [SEP]); use a shorter text or a larger max_length"
+            )
+        if len(b) <= size:
+            return [self._assemble(a, b)]
+        if stride >= size:
+            raise TokenizerError(
+                f"stride={stride} must be smaller than the {size} tokens of text_pair that fit in each "
+                f"window (max_length={max_length}, text of {len(a)} tokens)"
+            )
+        windows, start = [], 0
+        while True:
+            stop = min(start + size, len(b))
+            windows.append(self._assemble(a, b[start:stop]))
+            if stop == len(b):
+                return windows
+            start += size - stride
+
     def _check_options(
         self, max_length: int | None, truncation: str | None, padding: str
     ) -> tuple[int | None, str | None]:
@@ -524,13 +583,21 @@ class AlbertTokenizer:
         b = self._encode_text(text_pair, "text_pair") if text_pair is not None else None
         if truncation is not None and max_length is not None:
             a, b = self._truncate(a, b, max_length, truncation)
+        return self._assemble(a, b)
+
+    def _assemble(self, a: _Tokens, b: _Tokens | None) -> Encoding:
+        """``[CLS] a [SEP]`` or ``[CLS] a [SEP] b [SEP]`` as an :class:`Encoding`."""
         cls, sep = self.cls_id, self.sep_id
-        ids = [cls, *(i for i, _ in a), sep]
-        offsets = [(0, 0), *(o for _, o in a), (0, 0)]
+        ids = [cls, *(i for i, _, _ in a), sep]
+        offsets = [(0, 0), *(o for _, o, _ in a), (0, 0)]
+        words: list[int | None] = [None, *(w for _, _, w in a), None]
+        seqs: list[int | None] = [None, *([0] * len(a)), None]
         types = [0] * len(ids)
         if b is not None:
-            ids += [*(i for i, _ in b), sep]
-            offsets += [*(o for _, o in b), (0, 0)]
+            ids += [*(i for i, _, _ in b), sep]
+            offsets += [*(o for _, o, _ in b), (0, 0)]
+            words += [*(w for _, _, w in b), None]
+            seqs += [*([1] * len(b)), None]
             types += [1] * (len(b) + 1)
         return Encoding(
             input_ids=tuple(ids),
@@ -538,6 +605,8 @@ class AlbertTokenizer:
             attention_mask=(1,) * len(ids),
             offsets=tuple(offsets),
             tokens=tuple(self._pieces[i] for i in ids),
+            word_ids=tuple(words),
+            sequence_ids=tuple(seqs),
         )
 
     @staticmethod
@@ -590,6 +659,8 @@ class AlbertTokenizer:
             attention_mask=enc.attention_mask + (0,) * n,
             offsets=enc.offsets + ((0, 0),) * n,
             tokens=enc.tokens + (self._pieces[self.pad_id],) * n,
+            word_ids=enc.word_ids + (None,) * n,
+            sequence_ids=enc.sequence_ids + (None,) * n,
         )
 
     # -- the pipeline -------------------------------------------------------------------------
@@ -605,11 +676,13 @@ class AlbertTokenizer:
                 f"{name} is not valid Unicode: lone surrogate {text[e.start]!r} at index {e.start}"
             ) from e
         out: _Tokens = []
+        word = 0
         for start, end, token in self._split_added(text):
             if token is not None:
-                out.append((token.id, (start, end)))
+                out.append((token.id, (start, end), word))
+                word += 1
             else:
-                self._encode_segment(text, start, end, out)
+                word = self._encode_segment(text, start, end, out, word)
         return out
 
     def _split_added(self, text: str) -> Iterator[tuple[int, int, _AddedToken | None]]:
@@ -656,8 +729,11 @@ class AlbertTokenizer:
                 out.add(rep, folded.starts[a], max(folded.ends[a:b]))
         return out
 
-    def _encode_segment(self, text: str, start: int, end: int, out: _Tokens) -> None:
-        """Steps 4-5 of the module docstring for ``text[start:end]``; appends to ``out``."""
+    def _encode_segment(self, text: str, start: int, end: int, out: _Tokens, word: int) -> int:
+        """Steps 4-5 of the module docstring for ``text[start:end]``; appends to ``out``.
+
+        Each split is a word, numbered from ``word``; returns the next word number.
+        """
         norm = self._normalize(text, start, end)
         chars = norm.chars
         j, n = 0, len(chars)
@@ -676,12 +752,16 @@ class AlbertTokenizer:
                 k = body
                 while k < j and chars[k] != SPIECE_UNDERLINE:
                     k += 1
-                self._encode_split(norm, m, body, k, out)
+                self._encode_split(norm, m, body, k, out, word)
+                word += 1
                 if k == j:
                     break
                 m, body = k, k + 1
+        return word
 
-    def _encode_split(self, norm: _Aligned, marker: int, body: int, end: int, out: _Tokens) -> None:
+    def _encode_split(
+        self, norm: _Aligned, marker: int, body: int, end: int, out: _Tokens, word: int
+    ) -> None:
         """Tokens of ``"▁" + chars[body:end]``; ``marker`` is the real "▁" char index or -1."""
         piece_text = SPIECE_UNDERLINE + "".join(norm.chars[body:end])
         tokens = list(self._viterbi(piece_text))
@@ -696,7 +776,7 @@ class AlbertTokenizer:
                 span = (min(norm.starts[k] for k in idx), max(norm.ends[k] for k in idx))
             else:  # a bare added "▁": an empty span where its word starts
                 span = (norm.starts[body], norm.starts[body])
-            out.append((tid, span))
+            out.append((tid, span, word))
 
     def _viterbi(self, text: str) -> tuple[tuple[int, int, int], ...]:
         """Best segmentation of ``text`` as ``(id, start, end)``; tokenizers' ``encode_optimized``.

@@ -228,6 +228,19 @@ def test_offsets_match_transformers(tok: AlbertTokenizer, hf_tok) -> None:
     assert bare > 50
 
 
+def test_word_ids_match_transformers(tok: AlbertTokenizer, hf_tok) -> None:
+    """Words (what QA answers are widened to) are tokenizers' words: added tokens and splits."""
+    pairs = PAIRS[:100]
+    ref = hf_tok([a for a, _ in pairs], [b for _, b in pairs])
+    for i, (a, b) in enumerate(pairs):
+        enc = tok.encode(a, b)
+        assert list(enc.word_ids) == ref.word_ids(i), (a, b)
+        assert list(enc.sequence_ids) == ref.sequence_ids(i), (a, b)
+        if _offsets_should_agree(a) and _offsets_should_agree(b):
+            for w in {x for x, q in zip(enc.word_ids, enc.sequence_ids) if q == 1}:
+                assert enc.word_to_chars(w, 1) == tuple(ref.word_to_chars(i, w, sequence_index=1))
+
+
 def test_offsets_of_pairs_index_each_text(tok: AlbertTokenizer) -> None:
     a, b = "Who wrote it?", "It was written by Alice in 1,998."
     enc = tok.encode(a, b)

@@ -4,7 +4,10 @@ File format (JSON Lines, ASCII, one object per line; see docs/tokenizer.md):
 line 1 is a header ``{"format": GOLDEN_FORMAT, "spiece_sha256": ..., "do_lower_case": ...,
 "keep_accents": ..., "split_digit_comma": ..., "split_special_tokens": ..., "num_cases": N}``;
 every other line is a case ``{"text", ["text_pair",] "max_length", "truncation", "input_ids",
-"token_type_ids", "attention_mask"}``, unpadded.
+"token_type_ids", "attention_mask", "offsets"}``, unpadded. ``offsets`` holds one ``[start, end]``
+per token, in code points (Python ``str`` indices) of ``text`` for token type 0 and of
+``text_pair`` for type 1, ``[0, 0]`` for ``[CLS]``/``[SEP]``: :attr:`Encoding.offsets` as is.
+Format 2 added ``offsets``; :func:`read_goldens` reads only the current format.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GOLDEN_FORMAT = "albert-edge-tokenizer-goldens/1"
+GOLDEN_FORMAT = "albert-edge-tokenizer-goldens/2"
 # The user-defined symbols google-research/albert trained its spiece.model with.
 ALBERT_USER_DEFINED_SYMBOLS = ("(", ")", "”", "-", ".", "–", "£", "€")
 REFERENCE_VOCAB_SIZE = 1500
@@ -69,6 +72,7 @@ def golden_cases(tokenizer: AlbertTokenizer, max_length: int = 128) -> list[dict
             input_ids=list(enc.input_ids),
             token_type_ids=list(enc.token_type_ids),
             attention_mask=list(enc.attention_mask),
+            offsets=[list(span) for span in enc.offsets],
         )
         cases.append(case)
     return cases
@@ -113,7 +117,7 @@ def write_goldens(out_dir: str | Path, spiece: str | Path | None = None, max_len
 
 
 def read_goldens(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Parse a golden file into ``(header, cases)``, checking the header."""
+    """Parse a golden file into ``(header, cases)``, checking the header and every case."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     if not lines:
         raise TokenizerError(f"{path} is empty; expected a header line and cases")
@@ -123,4 +127,47 @@ def read_goldens(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]
     cases = [json.loads(line) for line in lines[1:]]
     if len(cases) != header.get("num_cases"):
         raise TokenizerError(f"{path}: header says {header.get('num_cases')} cases, file has {len(cases)}")
+    for line, case in enumerate(cases, start=2):
+        _check_case(case, f"{path} line {line}")
     return header, cases
+
+
+def _check_case(case: Any, where: str) -> None:
+    """Field types, equal lengths, and offsets that are spans of the text each token came from."""
+    if not isinstance(case, dict):
+        raise TokenizerError(f"{where}: a case must be a JSON object, got {type(case).__name__}")
+    for key in ("text", "text_pair"):
+        if (key == "text" or key in case) and not isinstance(case.get(key), str):
+            raise TokenizerError(f"{where}: field {key!r} is {case.get(key)!r}; accepted: a string")
+    ids = case.get("input_ids")
+    for key in ("input_ids", "token_type_ids", "attention_mask"):
+        value = case.get(key)
+        if not isinstance(value, list) or not all(type(x) is int for x in value):
+            raise TokenizerError(f"{where}: field {key!r} must be a list of ints")
+        if len(value) != len(ids):
+            raise TokenizerError(f"{where}: field {key!r} has {len(value)} entries, input_ids {len(ids)}")
+    bad_type = next((i for i, t in enumerate(case["token_type_ids"]) if t not in (0, 1)), None)
+    if bad_type is not None:
+        raise TokenizerError(
+            f"{where}: token_type_ids[{bad_type}] is {case['token_type_ids'][bad_type]}; accepted: 0 or 1"
+        )
+    offsets = case.get("offsets")
+    if not isinstance(offsets, list) or len(offsets) != len(ids):
+        found = f"has {len(offsets)} entries" if isinstance(offsets, list) else f"is {offsets!r}"
+        raise TokenizerError(
+            f"{where}: field 'offsets' {found}; accepted: a list of [start, end] pairs, one per "
+            f"input id ({len(ids)})"
+        )
+    sources = (("text", len(case["text"])), ("text_pair", len(case.get("text_pair", ""))))
+    for i, (span, kind) in enumerate(zip(offsets, case["token_type_ids"])):
+        name, limit = sources[kind]
+        if not (
+            isinstance(span, list)
+            and len(span) == 2
+            and all(type(x) is int for x in span)
+            and 0 <= span[0] <= span[1] <= limit
+        ):
+            raise TokenizerError(
+                f"{where}: offsets[{i}] is {span!r}; accepted: [start, end] with "
+                f"0 <= start <= end <= {limit} (code points of {name})"
+            )

@@ -2,7 +2,7 @@
 
 Compiles textcore and its JUnit tests with kotlinc (`make kotlin` installs it under .kotlin/, and
 Debian's junit4), runs JUnit, then replays every golden tokenizer case and a second set of texts
-through `android_demo/tools/tokenize` against the Python tokenizer, checks textcore's Unicode
+through `android_demo/tools/tokenize` against the Python tokenizer (ids and offsets), checks textcore's Unicode
 tables against Python's `unicodedata` for every code point, and checks that the post-processing
 fixture is what export/make_postprocess_goldens.py writes. A missing toolchain is a failure,
 never a skip: CI must run these.
@@ -163,7 +163,7 @@ def test_junit(textcore_jar: Path, test_jar: Path) -> None:
 
 @pytest.mark.slow
 def test_every_golden_case(textcore_jar: Path) -> None:
-    """export/goldens/tokenizer_cases.jsonl: the Kotlin tokenizer gives exactly the golden ids."""
+    """export/goldens/tokenizer_cases.jsonl: the Kotlin tokenizer gives exactly the golden ids and offsets."""
     header, cases = read_goldens(GOLDENS / "tokenizer_cases.jsonl")
     assert hashlib.sha256(SPIECE.read_bytes()).hexdigest() == header["spiece_sha256"]
     flags = [f for f, key in [("--no-lower-case", "do_lower_case")] if not header[key]]
@@ -190,12 +190,14 @@ def test_every_golden_case(textcore_jar: Path) -> None:
         for case, out in zip(group, outs):
             checked += 1
             want = {
-                k: case[k] for k in ("input_ids", "token_type_ids", "attention_mask")
+                k: case[k]
+                for k in ("input_ids", "token_type_ids", "attention_mask", "offsets")
             }
             if out != want:
                 mismatches.append(
                     f"text={case['text']!r} pair={case.get('text_pair')!r} max_length={length}:\n"
-                    f"  golden {want['input_ids']}\n  kotlin {out['input_ids']}"
+                    f"  golden {want['input_ids']} {want['offsets']}\n"
+                    f"  kotlin {out['input_ids']} {out['offsets']}"
                 )
     assert checked == header["num_cases"] == 800
     assert not mismatches, (
@@ -288,7 +290,7 @@ def _random_texts(n: int, seed: int) -> list[str]:
 def test_matches_python_tokenizer(
     textcore_jar: Path, lower: bool, accents: bool, digit_comma: bool
 ) -> None:
-    """Texts beyond the goldens, in every flag combination; the Python tokenizer is the reference."""
+    """Texts beyond the goldens, in every flag combination; the Python tokenizer is the reference (ids and offsets)."""
     py = AlbertTokenizer.from_file(
         SPIECE, do_lower_case=lower, keep_accents=accents, split_digit_comma=digit_comma
     )
@@ -310,11 +312,15 @@ def test_matches_python_tokenizer(
         mismatches = []
         for (a, b), out in zip(cases, outs):
             enc = py.encode(a, b, max_length=max_length)
-            if out["input_ids"] != list(enc.input_ids) or out["token_type_ids"] != list(
-                enc.token_type_ids
+            offsets = [list(span) for span in enc.offsets]
+            if (
+                out["input_ids"] != list(enc.input_ids)
+                or out["token_type_ids"] != list(enc.token_type_ids)
+                or out["offsets"] != offsets
             ):
                 mismatches.append(
-                    f"text={a!r} pair={b!r}:\n  python {list(enc.input_ids)}\n  kotlin {out['input_ids']}"
+                    f"text={a!r} pair={b!r}:\n  python {list(enc.input_ids)} {offsets}\n"
+                    f"  kotlin {out['input_ids']} {out['offsets']}"
                 )
         assert not mismatches, (
             f"max_length={max_length}, {len(mismatches)} of {len(cases)} differ:\n"

@@ -17,8 +17,9 @@ private const val USAGE = """usage: tokenize SPIECE_MODEL [--max-len N] [--no-lo
 Reads UTF-8 texts from stdin, one per line (a TAB separates the two texts of a pair), and prints
 one JSON array of token ids per line. --json: each line is instead a JSON string or an array of
 one or two strings (for texts containing newlines or tabs). --all: print an object with
-input_ids, token_type_ids and attention_mask. --dump-unicode: print textcore's per-code-point
-Unicode table (--jdk: the JDK's own answers, without the overrides)."""
+input_ids, token_type_ids, attention_mask and offsets ([start, end] code points per token).
+--dump-unicode: print textcore's per-code-point Unicode table (--jdk: the JDK's own answers,
+without the overrides)."""
 
 private fun fail(message: String): Nothing {
     System.err.println("tokenize: $message")
@@ -100,7 +101,8 @@ fun main(args: Array<String>) {
         val ids = enc.inputIds.joinToString(", ", "[", "]")
         if (all) {
             out.write("{\"input_ids\": $ids, \"token_type_ids\": ${enc.tokenTypeIds.joinToString(", ", "[", "]")}, " +
-                "\"attention_mask\": ${enc.attentionMask.joinToString(", ", "[", "]")}}\n")
+                "\"attention_mask\": ${enc.attentionMask.joinToString(", ", "[", "]")}, " +
+                "\"offsets\": ${(0 until enc.size).joinToString(", ", "[", "]") { "[${enc.start(it)}, ${enc.end(it)}]" }}}\n")
         } else {
             out.write(ids + "\n")
         }

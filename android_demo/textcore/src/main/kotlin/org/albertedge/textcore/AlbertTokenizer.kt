@@ -4,32 +4,75 @@ package org.albertedge.textcore
 class TokenizerException(message: String) : IllegalArgumentException(message)
 
 /**
- * One encoded example: `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`, all three arrays of length S,
+ * One encoded example: `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`, the three id arrays of length S,
  * int64 as the ExecuTorch programs take them (`Tensor.fromBlob(inputIds, longArrayOf(1, S))`).
+ *
+ * [offsets] (length 2 S) holds each token's span as flat pairs: token `i` came from code points
+ * `offsets[2 * i] until offsets[2 * i + 1]` ([start] and [end]) of its text, `text` for token
+ * type 0 and `pair` for type 1; `(0, 0)` for `[CLS]`, `[SEP]` and padding. They count code
+ * points, exactly as the Python tokenizer's `Encoding.offsets` (Python `str` indices) and the
+ * goldens do, so they differ from `String` indices after a character outside the BMP; use
+ * [utf16Index] to highlight a token in the text. An `Encoding` built from ids alone gets all
+ * `(0, 0)`.
  */
-data class Encoding(val inputIds: LongArray, val attentionMask: LongArray, val tokenTypeIds: LongArray) {
+data class Encoding(
+    val inputIds: LongArray,
+    val attentionMask: LongArray,
+    val tokenTypeIds: LongArray,
+    val offsets: IntArray = IntArray(2 * inputIds.size),
+) {
+    init {
+        require(attentionMask.size == inputIds.size && tokenTypeIds.size == inputIds.size && offsets.size == 2 * inputIds.size) {
+            "Encoding arrays disagree: ${inputIds.size} input ids, ${attentionMask.size} mask values, " +
+                "${tokenTypeIds.size} token types, ${offsets.size} offsets; expected S, S, S and 2 S"
+        }
+    }
+
     val size: Int get() = inputIds.size
 
-    /** Pad to [length] with [padId], mask 0, type 0 (for fixed-length programs); unchanged if already that long. */
+    /** First code point of token [i] in its text. */
+    fun start(i: Int): Int = offsets[2 * i]
+
+    /** End (exclusive) code point of token [i] in its text. */
+    fun end(i: Int): Int = offsets[2 * i + 1]
+
+    /** Pad to [length] with [padId], mask 0, type 0, offsets (0, 0) (for fixed-length programs); unchanged if already that long. */
     fun padTo(length: Int, padId: Int): Encoding {
         if (size >= length) return this
         return Encoding(
             inputIds.copyOf(length).also { it.fill(padId.toLong(), size, length) },
             attentionMask.copyOf(length),
             tokenTypeIds.copyOf(length),
+            offsets.copyOf(2 * length),
         )
     }
 
     override fun equals(other: Any?): Boolean =
         other is Encoding && inputIds.contentEquals(other.inputIds) &&
-            attentionMask.contentEquals(other.attentionMask) && tokenTypeIds.contentEquals(other.tokenTypeIds)
+            attentionMask.contentEquals(other.attentionMask) && tokenTypeIds.contentEquals(other.tokenTypeIds) &&
+            offsets.contentEquals(other.offsets)
 
     override fun hashCode(): Int =
-        (inputIds.contentHashCode() * 31 + attentionMask.contentHashCode()) * 31 + tokenTypeIds.contentHashCode()
+        ((inputIds.contentHashCode() * 31 + attentionMask.contentHashCode()) * 31 + tokenTypeIds.contentHashCode()) * 31 +
+            offsets.contentHashCode()
 
     override fun toString(): String =
         "Encoding(inputIds=${inputIds.contentToString()}, attentionMask=${attentionMask.contentToString()}, " +
-            "tokenTypeIds=${tokenTypeIds.contentToString()})"
+            "tokenTypeIds=${tokenTypeIds.contentToString()}, offsets=${offsets.contentToString()})"
+}
+
+/**
+ * The `String` (UTF-16) index of code point [codePointOffset] of [text], for an [Encoding] offset:
+ * `text.substring(utf16Index(text, enc.start(i)), utf16Index(text, enc.end(i)))` is what the user
+ * typed for token `i`, and the same pair of indices goes to `Spannable.setSpan`. [codePointOffset]
+ * may be `0..text.codePointCount(0, text.length)`; the cost is linear in it.
+ */
+fun utf16Index(text: String, codePointOffset: Int): Int {
+    val count = text.codePointCount(0, text.length)
+    if (codePointOffset !in 0..count) {
+        throw TokenizerException("code-point offset $codePointOffset is outside the text; accepted: 0..$count")
+    }
+    return text.offsetByCodePoints(0, codePointOffset)
 }
 
 /**
@@ -42,6 +85,11 @@ data class Encoding(val inputIds: LongArray, val attentionMask: LongArray, val t
  * before every further `▁`; each part segmented by unigram Viterbi (float64, ties to the earlier
  * candidate, unknown characters fused into one `<unk>`). Then `[CLS] A [SEP] (B [SEP])` with
  * longest-first truncation.
+ *
+ * Every normalized code point remembers the span of the text it came from (Python's `_Aligned`),
+ * which gives each token's [Encoding.offsets]: the `"` made from `` ``/'' `` spans both
+ * characters, characters that normalization deletes join the span of the one before them, a bare
+ * `▁` token gets the empty span at its word's start.
  */
 class AlbertTokenizer(
     private val model: SentencePieceModel,
@@ -51,7 +99,7 @@ class AlbertTokenizer(
 ) {
     private val pieceToId = HashMap<String, Int>(model.size * 2)
     private val charsMap: CharsMap?
-    private val addedTokens: List<Pair<String, Int>> // longest first
+    private val addedTokens: List<Pair<IntArray, Int>> // code points and id, longest first
     private val maxPieceLen: Int
     private val unkScore: Double
     private val foldCache = HashMap<Int, IntArray>()
@@ -90,7 +138,7 @@ class AlbertTokenizer(
         for (i in listOf(padId, unkId, clsId, sepId, maskId)) added.getOrPut(i) { model.pieces[i] }
         val byContent = LinkedHashMap<String, Int>()
         for ((i, content) in added) if (content.isNotEmpty()) byContent[content] = i
-        addedTokens = byContent.entries.map { it.key to it.value }.sortedByDescending { it.first.length }
+        addedTokens = byContent.entries.map { it.key.codePoints().toArray() to it.value }.sortedByDescending { it.first.size }
         maxPieceLen = model.pieces.maxOf { it.codePointCount(0, it.length) }
         // tokenizers' Unigram: an unknown character scores min(all scores) - 10.
         unkScore = model.scores.minOf { it.toDouble() } - 10.0
@@ -127,37 +175,49 @@ class AlbertTokenizer(
                 }
             }
         }
-        val ids = ArrayList<Int>(a.size + (b?.size ?: 0) + 3)
-        ids.add(clsId); ids.addAll(a); ids.add(sepId)
-        val firstLen = ids.size
-        if (b != null) { ids.addAll(b); ids.add(sepId) }
+        // [CLS] and [SEP] are tokens with the span (0, 0).
+        val cls = Token(clsId, 0, 0)
+        val sep = Token(sepId, 0, 0)
+        val tokens = ArrayList<Token>(a.size + (b?.size ?: 0) + 3)
+        tokens.add(cls); tokens.addAll(a); tokens.add(sep)
+        val firstLen = tokens.size
+        if (b != null) { tokens.addAll(b); tokens.add(sep) }
         return Encoding(
-            LongArray(ids.size) { ids[it].toLong() },
-            LongArray(ids.size) { 1L },
-            LongArray(ids.size) { if (it < firstLen) 0L else 1L },
+            LongArray(tokens.size) { tokens[it].id.toLong() },
+            LongArray(tokens.size) { 1L },
+            LongArray(tokens.size) { if (it < firstLen) 0L else 1L },
+            IntArray(2 * tokens.size) { if (it % 2 == 0) tokens[it / 2].start else tokens[it / 2].end },
         )
     }
 
     /** Pieces of [text] without special tokens (for display and debugging). */
-    fun tokenize(text: String): List<String> = encodeText(text).map { model.pieces[it] }
+    fun tokenize(text: String): List<String> = encodeText(text).map { model.pieces[it.id] }
 
     // -- the pipeline --------------------------------------------------------------------------
 
-    private fun encodeText(text: String): List<Int> {
-        val out = ArrayList<Int>()
+    /** The tokens of [text] without special tokens, spans in code points of [text]. */
+    private fun encodeText(text: String): List<Token> {
+        val cps = text.codePoints().toArray()
+        val out = ArrayList<Token>()
         var pos = 0
         var i = 0
         // Leftmost, then longest, added token (what Python's longest-first alternation regex finds).
-        while (i < text.length) {
-            val hit = addedTokens.firstOrNull { text.startsWith(it.first, i) }
+        while (i < cps.size) {
+            val hit = addedTokens.firstOrNull { startsWith(cps, i, it.first) }
             if (hit == null) { i++; continue }
-            if (i > pos) encodeSegment(text.substring(pos, i), out)
-            out.add(hit.second)
-            i += hit.first.length
+            if (i > pos) encodeSegment(cps, pos, i, out)
+            out.add(Token(hit.second, i, i + hit.first.size))
+            i += hit.first.size
             pos = i
         }
-        if (pos < text.length) encodeSegment(text.substring(pos), out)
+        if (pos < cps.size) encodeSegment(cps, pos, cps.size, out)
         return out
+    }
+
+    private fun startsWith(cps: IntArray, at: Int, prefix: IntArray): Boolean {
+        if (at + prefix.size > cps.size) return false
+        for (k in prefix.indices) if (cps[at + k] != prefix[k]) return false
+        return true
     }
 
     private fun fold(cp: Int): IntArray = foldCache.getOrPut(cp) {
@@ -165,29 +225,36 @@ class AlbertTokenizer(
         if (!doLowerCase) stripped else stripped.flatMap { UnicodeProps.lower(it).asList() }.toIntArray()
     }.also { if (foldCache.size > 65536) foldCache.clear() }
 
-    /** Quotes, accents, case, then the charsmap: the normalized code points of [segment]. */
-    private fun normalize(segment: String): IntArray {
-        val cps = segment.codePoints().toArray()
-        val folded = IntList()
-        var i = 0
-        while (i < cps.size) {
-            if (i + 1 < cps.size && cps[i] == cps[i + 1] && (cps[i] == '`'.code || cps[i] == '\''.code)) {
-                folded.add('"'.code)
+    /** Quotes, accents, case, then the charsmap, of code points `text[start until end]`; spans index [text]. */
+    private fun normalize(text: IntArray, start: Int, end: Int): Aligned {
+        val folded = Aligned()
+        var i = start
+        while (i < end) {
+            if (i + 1 < end && text[i] == text[i + 1] && (text[i] == '`'.code || text[i] == '\''.code)) {
+                folded.add(QUOTE, i, i + 2)
                 i += 2
             } else {
-                folded.addAll(fold(cps[i]))
+                folded.add(fold(text[i]), i, i + 1)
                 i += 1
             }
         }
-        val map = charsMap ?: return folded.toArray()
-        val source = folded.toArray()
-        val out = IntList()
-        map.units(source) { start, _, rep -> if (rep == null) out.add(source[start]) else out.addAll(rep) }
-        return out.toArray()
+        val map = charsMap ?: return folded
+        val out = Aligned()
+        map.units(folded.chars.toArray()) { a, b, rep ->
+            if (rep == null) {
+                out.add(folded.chars[a], folded.starts[a], folded.ends[a])
+            } else {
+                var spanEnd = folded.ends[a]
+                for (k in a + 1 until b) spanEnd = maxOf(spanEnd, folded.ends[k])
+                out.add(rep, folded.starts[a], spanEnd)
+            }
+        }
+        return out
     }
 
-    private fun encodeSegment(segment: String, out: MutableList<Int>) {
-        val chars = normalize(segment)
+    private fun encodeSegment(text: IntArray, start: Int, end: Int, out: MutableList<Token>) {
+        val norm = normalize(text, start, end)
+        val chars = norm.chars
         var j = 0
         val n = chars.size
         while (j < n) {
@@ -195,26 +262,44 @@ class AlbertTokenizer(
             val wordStart = j
             while (j < n && !isWhitespace(chars[j])) j++
             // Metaspace: "▁" in front unless the word has one, then a split before every "▁".
-            var body = if (chars[wordStart] == UNDERLINE) wordStart + 1 else wordStart
+            // A split is its marker (a real "▁" at index m, or m = -1 for the added one) plus body.
+            var m = if (chars[wordStart] == UNDERLINE) wordStart else -1
+            var body = if (m >= 0) wordStart + 1 else wordStart
             while (true) {
                 var k = body
                 while (k < j && chars[k] != UNDERLINE) k++
-                val piece = IntArray(k - body + 1)
-                piece[0] = UNDERLINE
-                System.arraycopy(chars, body, piece, 1, k - body)
-                encodeSplit(piece, out)
+                encodeSplit(norm, m, body, k, out)
                 if (k == j) break
+                m = k
                 body = k + 1
             }
         }
     }
 
-    private fun encodeSplit(piece: IntArray, out: MutableList<Int>) {
-        for (t in viterbi(piece)) {
-            if (splitDigitComma) splitDigitComma(piece, t, out) else out.add(t.id)
+    /** Tokens of `"▁" + chars[body until end]`; [marker] is the real "▁"'s index in [norm], or -1. */
+    private fun encodeSplit(norm: Aligned, marker: Int, body: Int, end: Int, out: MutableList<Token>) {
+        val piece = IntArray(end - body + 1)
+        piece[0] = UNDERLINE
+        for (k in body until end) piece[k - body + 1] = norm.chars[k]
+        var tokens = viterbi(piece)
+        if (splitDigitComma) tokens = tokens.flatMap { splitDigitComma(piece, it) }
+        for (t in tokens) {
+            // Split coordinates: 0 is the marker, c >= 1 is norm index body + c - 1.
+            var lo = Int.MAX_VALUE
+            var hi = Int.MIN_VALUE
+            for (k in body + maxOf(t.start - 1, 0) until body + t.end - 1) {
+                lo = minOf(lo, norm.starts[k]); hi = maxOf(hi, norm.ends[k])
+            }
+            if (t.start == 0 && marker >= 0) {
+                lo = minOf(lo, norm.starts[marker]); hi = maxOf(hi, norm.ends[marker])
+            }
+            // A bare added "▁": an empty span where its word starts.
+            if (lo == Int.MAX_VALUE) { lo = norm.starts[body]; hi = lo }
+            out.add(Token(t.id, lo, hi))
         }
     }
 
+    /** A token: its id and `[start, end)` in code points, of the split in [viterbi], else of the text. */
     private class Token(val id: Int, val start: Int, val end: Int)
 
     /** tokenizers' `encode_optimized`: best segmentation of code points [text] as (id, start, end). */
@@ -260,34 +345,38 @@ class AlbertTokenizer(
     private fun idOf(text: IntArray, start: Int, end: Int): Int = pieceToId[String(text, start, end - start)] ?: unkId
 
     /**
-     * Original ALBERT's rule: `▁12,` -> the pieces of `12` (encoded again) and `,`. As in the
-     * original, when the piece had no `▁`, the one added for re-encoding is cut off the first
-     * piece, which may leave a string outside the vocabulary: `<unk>`.
+     * Original ALBERT's rule: `▁12,` -> the pieces of `12` (encoded again) and `,`, in the
+     * coordinates of [text]. As in the original, when the piece had no `▁`, the one added for
+     * re-encoding is cut off the first piece, which may leave a string outside the vocabulary: `<unk>`.
      */
-    private fun splitDigitComma(text: IntArray, token: Token, out: MutableList<Int>) {
+    private fun splitDigitComma(text: IntArray, token: Token): List<Token> {
         val len = token.end - token.start
         if (!(len > 1 && text[token.end - 1] == ','.code && UnicodeProps.isDigit(text[token.end - 2]))) {
-            out.add(token.id)
-            return
+            return listOf(token)
         }
         val startsWithMarker = text[token.start] == UNDERLINE
         val body = IntList()
         body.add(UNDERLINE)
         for (k in token.start until token.end - 1) if (text[k] != UNDERLINE) body.add(text[k])
         val reText = body.toArray()
+        // Re-encoded coordinates map into [text]: the body sits just after the piece's "▁".
+        val shift = if (startsWithMarker) token.start else token.start - 1
+        val out = ArrayList<Token>()
         viterbi(reText).forEachIndexed { i, t ->
             var ps = t.start
             if (i == 0 && !startsWithMarker) {
                 if (t.end == 1) return@forEachIndexed // a bare "▁"
                 ps += 1
             }
-            out.add(idOf(reText, ps, t.end))
+            out.add(Token(idOf(reText, ps, t.end), ps + shift, t.end + shift))
         }
-        out.add(pieceToId[","] ?: unkId)
+        out.add(Token(pieceToId[","] ?: unkId, token.end - 1, token.end))
+        return out
     }
 
     companion object {
         private const val UNDERLINE = 0x2581 // "▁"
+        private val QUOTE = intArrayOf('"'.code)
 
         /**
          * The tokenizer a bundle's manifest describes, from its `spiece.model` bytes; checks that
@@ -332,6 +421,30 @@ class AlbertTokenizer(
     }
 }
 
+/**
+ * Normalized code points, each with the `[start, end)` code-point span of the text it came from
+ * (Python's `_Aligned`).
+ */
+private class Aligned {
+    val chars = IntList()
+    val starts = IntList()
+    val ends = IntList()
+
+    fun add(cps: IntArray, start: Int, end: Int) {
+        if (cps.isEmpty()) {
+            // Deleted text joins the previous character's span, so a token's span covers what the
+            // user typed (e.g. the accent of "e\u0301"); tokenizers leaves it out of every span.
+            if (ends.size > 0) ends[ends.size - 1] = maxOf(ends[ends.size - 1], end)
+            return
+        }
+        for (c in cps) add(c, start, end)
+    }
+
+    fun add(cp: Int, start: Int, end: Int) {
+        chars.add(cp); starts.add(start); ends.add(end)
+    }
+}
+
 /** A growable IntArray. */
 internal class IntList {
     private var data = IntArray(16)
@@ -343,6 +456,15 @@ internal class IntList {
         data[size++] = x
     }
 
-    fun addAll(xs: IntArray) = xs.forEach { add(it) }
+    operator fun get(i: Int): Int {
+        if (i !in 0 until size) throw IndexOutOfBoundsException("index $i of an IntList of size $size")
+        return data[i]
+    }
+
+    operator fun set(i: Int, x: Int) {
+        if (i !in 0 until size) throw IndexOutOfBoundsException("index $i of an IntList of size $size")
+        data[i] = x
+    }
+
     fun toArray(): IntArray = data.copyOf(size)
 }

@@ -28,10 +28,43 @@ class AlbertTokenizerTest {
         assertArrayEquals(ids(2, 135, 1494, 1494, 1497, 84, 3, 13, 1492, 1499, 1490, 1497, 1495, 270, 13, 31, 1499, 1476, 31, 3), pair.inputIds)
         assertArrayEquals(LongArray(7) { 0 } + LongArray(13) { 1 }, pair.tokenTypeIds)
         assertArrayEquals(LongArray(20) { 1 }, pair.attentionMask)
-        // Lower case, accents and TeX quotes normalize away.
-        assertEquals(tok.encode("\"hello\" cafe"), tok.encode("``HÉLLO'' CAFÉ"))
+        // Lower case, accents and TeX quotes normalize away (the offsets still index what was typed).
+        assertArrayEquals(tok.encode("\"hello\" cafe").inputIds, tok.encode("``HÉLLO'' CAFÉ").inputIds)
         // Special-token strings in the text are real special tokens.
         assertEquals(tok.tokenize("a") + "[MASK]" + tok.tokenize("b"), tok.tokenize("a [MASK] b"))
+    }
+
+    @Test fun offsetsIndexCodePointsOfEachText() {
+        // From export/goldens/tokenizer_cases.jsonl: [CLS] ▁h e l l o , ▁world ! [SEP].
+        val hello = tok.encode("Hello, world!")
+        assertArrayEquals(intArrayOf(0, 0, 0, 2, 2, 3, 3, 4, 4, 5, 5, 6, 7, 12, 12, 13, 0, 0), hello.offsets)
+        assertEquals(7, hello.start(6))
+        assertEquals(12, hello.end(6))
+        // Pair tokens index the pair; [CLS] and [SEP] get (0, 0).
+        val pair = tok.encode("Hello world", "second text")
+        assertArrayEquals(intArrayOf(5, 6, 7, 7, 7, 8, 8, 9, 9, 10, 10, 11, 0, 0), pair.offsets.copyOfRange(26, 40))
+        // The '"' made from `` spans both characters; a deleted accent joins its letter's span.
+        val quoted = tok.encode("``HÉLLO'' CAFE\u0301")
+        assertEquals(listOf(0, 2), listOf(quoted.start(1), quoted.end(1)))
+        assertEquals(15, quoted.end(quoted.size - 2))
+    }
+
+    @Test fun utf16IndexHighlightsTokensOutsideTheBmp() {
+        // Python: [text[s:e] for s, e in tok.encode(text).offsets]; 👍🏽 and 𝟙 are two UTF-16 chars each.
+        val text = "I 👍🏽 it, 𝟙x"
+        val enc = tok.encode(text)
+        assertArrayEquals(intArrayOf(0, 0, 0, 0, 0, 1, 2, 2, 2, 4, 5, 5, 5, 7, 7, 8, 9, 10, 10, 11, 0, 0), enc.offsets)
+        val shown = (0 until enc.size).map { text.substring(utf16Index(text, enc.start(it)), utf16Index(text, enc.end(it))) }
+        assertEquals(listOf("", "", "I", "", "👍🏽", "", "it", ",", "𝟙", "x", ""), shown)
+        assertEquals(14, utf16Index(text, 11))
+        assertEquals(text.length, utf16Index(text, text.codePointCount(0, text.length)))
+        for (bad in listOf(-1, 12)) {
+            try {
+                utf16Index(text, bad); fail()
+            } catch (e: TokenizerException) {
+                assertTrue(e.message!!, e.message!!.contains("$bad is outside the text; accepted: 0..11"))
+            }
+        }
     }
 
     @Test fun truncatesLongestFirst() {
@@ -62,6 +95,7 @@ class AlbertTokenizerTest {
         assertArrayEquals(ids(2, 135, 1494, 1494, 1497, 84, 3, 0, 0, 0), e.inputIds)
         assertArrayEquals(ids(1, 1, 1, 1, 1, 1, 1, 0, 0, 0), e.attentionMask)
         assertArrayEquals(LongArray(10), e.tokenTypeIds)
+        assertArrayEquals(intArrayOf(0, 0, 0, 2, 2, 3, 3, 4, 4, 5, 6, 11, 0, 0) + IntArray(6), e.offsets)
     }
 
     @Test fun rejectsNonModels() {
@@ -96,10 +130,10 @@ class AlbertTokenizerTest {
         }
     }
 
-    /** Every case of export/goldens/tokenizer_cases.jsonl (the Python tokenizer's output). */
+    /** Every case of export/goldens/tokenizer_cases.jsonl (the Python tokenizer's output): ids and offsets. */
     @Test fun allGoldenCases() {
         val header = MiniJson.parse(TestFiles.goldenLines[0]).obj()
-        assertEquals("albert-edge-tokenizer-goldens/1", header["format"])
+        assertEquals("albert-edge-tokenizer-goldens/2", header["format"])
         val golden = AlbertTokenizer(
             SentencePieceModel.parse(TestFiles.spiece),
             doLowerCase = header["do_lower_case"] as Boolean,
@@ -116,8 +150,14 @@ class AlbertTokenizerTest {
                 c["input_ids"].doubles().map { it.toLong() }.toLongArray(),
                 c["attention_mask"].doubles().map { it.toLong() }.toLongArray(),
                 c["token_type_ids"].doubles().map { it.toLong() }.toLongArray(),
+                (c["offsets"] as List<*>).flatMap { span -> span.doubles().map { it.toInt() } }.toIntArray(),
             )
-            if (enc != want) failures.add("case ${n + 1} ${MiniJsonQuote(c["text"] as String)}: expected ${want.inputIds.toList()}, got ${enc.inputIds.toList()}")
+            if (enc != want) {
+                failures.add(
+                    "case ${n + 1} ${MiniJsonQuote(c["text"] as String)}: expected ${want.inputIds.toList()} " +
+                        "${want.offsets.toList()}, got ${enc.inputIds.toList()} ${enc.offsets.toList()}"
+                )
+            }
         }
         assertTrue("${failures.size} of ${cases.size} golden cases differ:\n" + failures.take(5).joinToString("\n"), failures.isEmpty())
     }

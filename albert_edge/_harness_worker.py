@@ -15,8 +15,9 @@ Commands:
            peak_load (the peak from just before the load to the end of the first call), peak_reset
            (whether the kernel let the peak be reset; if not, peaks count from process start)
   reset_peak  start a new peak (``stats`` reports the peak since)
-  outputs  {count, file}: run inputs[0:count] once each; writes an .npz with ``values`` (float32,
-           every first output flattened and concatenated) and ``offsets`` (int64, count + 1)
+  outputs  {count, file, every_output}: run inputs[0:count] once each; writes an .npz with ``values``
+           (float32, every first output, or with every_output all outputs, flattened and
+           concatenated) and ``offsets`` (int64, count + 1)
   warmup   {indices, runs}: untimed calls
   time     {indices, runs}: per index, ``runs`` timed calls (garbage collector off) -> times_s
            [[float] per index], cpu_steal [stolen, total] jiffies meanwhile (or null)
@@ -182,11 +183,18 @@ class Worker:
     def _first_output(self, out: Any) -> Any:
         return out[0] if isinstance(out, (tuple, list)) else out
 
-    def outputs(self, count: int, file: str) -> dict[str, Any]:
+    def _all_outputs(self, out: Any) -> Any:
+        import torch
+
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return torch.cat([o.reshape(o.shape[0], -1) for o in outs], dim=1)  # (B, sum of output sizes)
+
+    def outputs(self, count: int, file: str, every_output: bool = False) -> dict[str, Any]:
         import numpy as np
         import torch
 
         assert self.forward is not None
+        pick = self._all_outputs if every_output else self._first_output
         results: list[Any] = [None] * count
         done = 0
         if self.kind == "eager":
@@ -198,14 +206,14 @@ class Worker:
             groups = [idx[k:k + 64] for idx in by_length.values() for k in range(0, len(idx), 64)]
             for group in groups:
                 batch = tuple(torch.cat([self.inputs[i][j] for i in group]) for j in range(3))
-                out = self._first_output(self.forward(batch)).detach().float().numpy()
+                out = pick(self.forward(batch)).detach().float().numpy()
                 for row, i in enumerate(group):
                     results[i] = out[row].ravel()
                 done += len(group)
                 self.reply({"progress": done})
         else:
             for i in range(count):
-                results[i] = self._first_output(self.forward(self.inputs[i])).detach().float().numpy().ravel()
+                results[i] = pick(self.forward(self.inputs[i])).detach().float().numpy().ravel()
                 if (i + 1) % 100 == 0:
                     self.reply({"progress": i + 1})
         values, offsets = results, [0]

@@ -1,4 +1,5 @@
-"""The reference baseline every fine-tuned model is compared with: TF-IDF + logistic regression.
+"""The reference baselines fine-tuned models are compared with: TF-IDF + logistic regression for
+classification; for extractive QA the sliding-window answerer (:func:`sliding_window_answer`).
 
 A standard, untuned-by-hand setup, so its number means the same across datasets:
 
@@ -17,6 +18,8 @@ is imported inside ``tfidf_logreg`` so the rest of the package does not depend o
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -135,3 +138,51 @@ def tfidf_logreg(
         "sklearn_version": sklearn.__version__,
     }
     return {"report": report, "settings": settings}
+
+
+# ---- extractive QA: the sliding-window word-overlap answerer ----------------------------------
+
+_QA_WORD = re.compile(r"\w(?:[\w'’.,-]*\w)?")
+QA_MAX_ANSWER_WORDS = 4
+
+
+def _qa_words(text: str) -> list[re.Match[str]]:
+    return list(_QA_WORD.finditer(text))
+
+
+def sliding_window_answer(question: str, context: str, max_words: int = QA_MAX_ANSWER_WORDS) -> str:
+    """The sliding-window baseline of the SQuAD paper (Rajpurkar et al. 2016, after Richardson et
+    al.'s MCTest answerer), for spans instead of given candidates.
+
+    Candidates: every run of 1..``max_words`` context words none of which is a question word
+    (lower-cased). Score: the summed inverse-count weight ``log(1 + 1/count)`` (count in the
+    context) of the question words found among the ``n`` context words on each side of the
+    candidate, ``n`` = half the number of distinct question words (at least 1). The best score wins; ties go to the earlier,
+    then the shorter candidate. Empty string if no candidate exists.
+    """
+    q = {m.group().lower() for m in _qa_words(question)}
+    words = _qa_words(context)
+    low = [m.group().lower() for m in words]
+    counts: dict[str, int] = {}
+    for w in low:
+        counts[w] = counts.get(w, 0) + 1
+    weight = [math.log(1 + 1 / counts[w]) if w in q else 0.0 for w in low]
+    prefix = [0.0]
+    for x in weight:
+        prefix.append(prefix[-1] + x)
+    n, width = len(words), max(len(q) // 2, 1)
+    best, span = -1.0, None
+    for i in range(n):
+        for k in range(1, max_words + 1):
+            j = i + k  # candidate words [i, j)
+            if j > n or low[j - 1] in q:
+                break
+            score = (prefix[i] - prefix[max(0, i - width)]) + (prefix[min(n, j + width)] - prefix[j])
+            if score > best:
+                best, span = score, (words[i].start(), words[j - 1].end())
+    return context[span[0] : span[1]] if span else ""
+
+
+def sliding_window_answers(examples: Sequence[Any]) -> list[str]:
+    """:func:`sliding_window_answer` for objects with ``question`` and ``context`` (``QAExample``)."""
+    return [sliding_window_answer(e.question, e.context) for e in examples]

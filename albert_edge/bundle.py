@@ -32,6 +32,7 @@ from albert_edge.bundle_format import (
     GOLDENS_FORMAT,
     MANIFEST_FILE,
     OUTPUTS,
+    QA_TASK,
     SCHEMA_VERSION,
     TOKENIZER_FILE,
     file_entry,
@@ -46,13 +47,15 @@ from albert_edge.checkpoint import load_model, load_tokenizer, resolve_model_pat
 from albert_edge.config import INPUT_NAMES
 from albert_edge.errors import BundleError
 from albert_edge.lowering import LoweredProgram, export_program
+from albert_edge.qa import QAError, QASettings
 from albert_edge.recipes import RECIPES
-from albert_edge.runtime import Program
+from albert_edge.runtime import Program, program_answers
 from albert_edge.tokenizer import SPIECE_MODEL, TOKENIZER_JSON, AlbertTokenizer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SEQ_LEN = 128
+DEFAULT_QA_MAX_SEQ_LEN = 384  # SQuAD's usual; dynamic length keeps short questions cheap
 DEFAULT_RECIPES = ("fp32", "int8")
 
 # Golden outputs larger than this are stored every ``stride``-th value (row-major), so that an
@@ -81,6 +84,15 @@ DEFAULT_GOLDEN_TEXTS = (
     "Don't stop -- it's (almost) done; isn't it?",
     "Paris is the capital and most populous city of France.",
     "e-mail me at someone@example.com or call 555-0100",
+)
+# Question-answering golden cases: (question, context); a long context is added per bundle so
+# that several windows are always covered.
+DEFAULT_QA_CASES = (
+    ("Who wrote the report?", "The report was written by Alice Smith in 2019 and published in Paris."),
+    ("When was the report published?", "The report was written by Alice Smith in 2019 and published in Paris."),
+    ("What is the capital of France?", "Paris is the capital and most populous city of France, with 2.1 million people."),
+    ("Où est le café?", "Le café déjà vu est à Zürich, près de la gare. Naïve résumé façade."),
+    ("How much did it cost?", "Prices rose 3.5% in 2023, to $1,299.99 per unit; the old model cost $999."),
 )
 _LONG_TEXT_WORDS = "the quick brown fox jumps over the lazy dog while seven wizards quietly judge boxing".split()
 
@@ -120,6 +132,17 @@ def long_text(max_seq_len: int) -> str:
 
 def default_golden_texts(max_seq_len: int) -> list[str]:
     return [*DEFAULT_GOLDEN_TEXTS, long_text(max_seq_len)]
+
+
+def long_context(max_seq_len: int) -> str:
+    """A passage of about three windows of ``max_seq_len`` tokens, with one name to find in it."""
+    sentences = [f"Section {i} of the guide covers the river crossing near the old mill." for i in range(max_seq_len // 4)]
+    sentences.insert(len(sentences) * 2 // 3, "The ferry across the river is run by Maria Lopez.")
+    return " ".join(sentences)
+
+
+def default_qa_cases(max_seq_len: int) -> list[tuple[str, str]]:
+    return [*DEFAULT_QA_CASES, ("Who runs the ferry?", long_context(max_seq_len))]
 
 
 def _as_outputs(out: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -219,6 +242,39 @@ def compute_goldens(
     }
 
 
+def compute_qa_goldens(
+    program_files: dict[str, Path],
+    tokenizer: AlbertTokenizer,
+    settings: QASettings,
+    cases: Sequence[tuple[str, str]],
+    top_k: int = 3,
+) -> list[dict[str, Any]]:
+    """Question-answering golden cases: each (question, context) -> windows -> every program's
+    start/end logits per window -> its ``top_k`` answers (what an app's decoding must reproduce
+    from those logits, and, within the bundle's tolerance, from its own program run)."""
+    programs = {name: Program(path) for name, path in program_files.items()}
+    out = []
+    for question, context in cases:
+        per_program: dict[str, Any] = {}
+        windows: list[Any] = []
+        for pname, prog in programs.items():
+            windows, logits, answers = program_answers(prog, tokenizer, settings, question, context, top_k)
+            per_program[pname] = {
+                "start_logits": [[float(x) for x in s] for s, _ in logits],
+                "end_logits": [[float(x) for x in e] for _, e in logits],
+                "answers": answers,
+            }
+        out.append({
+            "question": question,
+            "context": context,
+            "top_k": top_k,
+            "windows": [{**{n: list(getattr(w, n)) for n in INPUT_NAMES}, "offsets": [list(o) for o in w.offsets],
+                         "word_ids": list(w.word_ids), "sequence_ids": list(w.sequence_ids)} for w in windows],
+            "programs": per_program,
+        })
+    return out
+
+
 # ---- writing ------------------------------------------------------------------------------
 
 
@@ -262,6 +318,19 @@ def _bundle_files(out: Path) -> set[str]:
     return {MANIFEST_FILE, *(n for n in named if isinstance(n, str))}
 
 
+def _check_qa(qa: QASettings | None, tokenizer: AlbertTokenizer | None, max_seq_len: int) -> QASettings:
+    if tokenizer is None:
+        raise BundleError("a question-answering bundle needs a tokenizer (questions and contexts are text); "
+                          "give the model's with --tokenizer")
+    try:
+        qa = qa or QASettings.for_length(max_seq_len)
+    except QAError as e:
+        raise BundleError(f"--max-seq-len {max_seq_len}: {e}") from None
+    if qa.max_seq_len != max_seq_len:
+        raise BundleError(f"QA settings are for max_seq_len {qa.max_seq_len} but the programs take {max_seq_len}")
+    return qa
+
+
 def _check_programs(programs: Sequence[LoweredProgram], config: Any, tokenizer: AlbertTokenizer | None) -> None:
     if not programs:
         raise BundleError("a bundle needs at least one program; pass one or more --recipe")
@@ -295,12 +364,15 @@ def write_bundle(
     programs: Sequence[LoweredProgram],
     tokenizer: AlbertTokenizer | None,
     golden_texts: Sequence[str] | None = None,
+    qa: QASettings | None = None,
 ) -> Path:
     """Write a bundle for ``model`` (the eager fp32 model the programs were lowered from).
 
     programs: lowered programs sharing max_seq_len and dynamic, one per recipe.
     tokenizer: written as spiece.model; None gives a bundle without one (goldens use random ids).
     golden_texts: default ``default_golden_texts(max_seq_len)``; ignored without a tokenizer.
+    qa: question-answering settings (manifest ``qa``) of a QA model; default
+        ``QASettings.for_length(max_seq_len)``. A QA bundle needs a tokenizer.
     The bundle is assembled in a temporary folder beside ``out_dir`` and renamed into place; an
     existing bundle there is replaced, anything else there is refused (BundleError). On failure
     nothing is left behind and an old bundle stays as it was. Returns ``out_dir``.
@@ -310,6 +382,10 @@ def write_bundle(
     config = model.config
     _check_programs(programs, config, tokenizer)
     max_seq_len, dynamic = programs[0].max_seq_len, programs[0].dynamic
+    if task == QA_TASK:
+        qa = _check_qa(qa, tokenizer, max_seq_len)
+    elif qa is not None:
+        raise BundleError(f"QA settings given for a {task!r} model; only {QA_TASK!r} bundles take them")
     texts = list(golden_texts) if golden_texts is not None else default_golden_texts(max_seq_len)
     et_version = importlib.metadata.version("executorch")
 
@@ -336,6 +412,8 @@ def write_bundle(
             tok_entry = tokenizer_settings(tokenizer, tmp / TOKENIZER_FILE, max_seq_len, dynamic)
         recipes = {p.recipe.name: p.recipe.to_dict() for p in programs}
         goldens = compute_goldens(model, files, recipes, tokenizer, texts, max_seq_len, dynamic)
+        if qa is not None:
+            goldens["qa_cases"] = compute_qa_goldens(files, tokenizer, qa, default_qa_cases(max_seq_len))
         atomic_write_json(tmp / GOLDENS_FILE, goldens)
         names = [e["name"] for e in entries]
         manifest = {
@@ -350,6 +428,7 @@ def write_bundle(
             "type_vocab_size": config.type_vocab_size,
             "pad_token_id": config.pad_token_id,
             "default_program": "int8" if "int8" in names else names[0],
+            **({"qa": qa.to_dict()} if qa is not None else {}),
             "tokenizer": tok_entry,
             "goldens": {**file_entry(tmp / GOLDENS_FILE), "num_cases": len(goldens["cases"])},
             "programs": entries,
@@ -374,13 +453,17 @@ def export_bundle(
     golden_texts: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    qa_options: dict[str, Any] | None = None,
 ) -> Path:
     """Load ``model``, lower it once per recipe and write the bundle to ``out_dir``.
 
     model: a Hugging Face checkpoint directory (its tokenizer is used when present), a preset name
         (random weights), or ``"default"`` (the shipped model, tweet sentiment).
-    max_seq_len: longest input in tokens; default ``DEFAULT_MAX_SEQ_LEN`` or the model's
-        max_position_embeddings if that is smaller.
+    max_seq_len: longest input in tokens; default ``DEFAULT_MAX_SEQ_LEN`` (question answering:
+        ``DEFAULT_QA_MAX_SEQ_LEN``) or the model's max_position_embeddings if that is smaller.
+    qa_options: for a question-answering model, ``QASettings`` fields that override
+        ``QASettings.for_length(max_seq_len)`` (doc_stride, max_question_len, max_answer_len,
+        no_answer_threshold, align_to_words).
     tokenizer: a checkpoint directory or an ``spiece.model`` file; overrides the model's.
     progress: called with one line per step (also logged at INFO).
     jobs: processes that lower recipes in parallel. Lowering is single-threaded Python for most
@@ -410,9 +493,10 @@ def export_bundle(
     check_out_dir(out_dir)
     tok = _resolve_tokenizer(model, tokenizer)
     net = load_model(model, head)
+    _, task = task_of(net)
     limit = net.config.max_position_embeddings
     if max_seq_len is None:
-        max_seq_len = min(DEFAULT_MAX_SEQ_LEN, limit)
+        max_seq_len = min(DEFAULT_QA_MAX_SEQ_LEN if task == QA_TASK else DEFAULT_MAX_SEQ_LEN, limit)
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or not 1 <= max_seq_len <= limit:
         raise BundleError(
             f"--max-seq-len {max_seq_len!r} is outside [1, {limit}] (the model's max_position_embeddings)"
@@ -423,6 +507,18 @@ def export_bundle(
     if tok is not None and max_seq_len < 2:
         raise BundleError(f"--max-seq-len {max_seq_len}: a bundle with a tokenizer needs at least 2 tokens, "
                           "room for [CLS] and [SEP]")
+    qa = None
+    if task == QA_TASK:
+        try:
+            qa = QASettings.for_length(max_seq_len, **(qa_options or {}))
+        except QAError as e:
+            raise BundleError(str(e)) from None
+        except TypeError as e:
+            raise BundleError(f"QA options {sorted(qa_options or {})}: {e}") from None
+        _check_qa(qa, tok, max_seq_len)
+    elif qa_options:
+        raise BundleError(f"QA options ({', '.join(sorted(qa_options))}) given for a {task!r} model; "
+                          f"they are for {QA_TASK!r} models")
     if tok is None:
         step("no tokenizer: the bundle will have none, and its goldens use fixed random token ids")
     _check_tokenizer(tok, net.config)  # before lowering; write_bundle checks it again
@@ -438,7 +534,7 @@ def export_bundle(
             lowered.append(program)
     replacing = "replacing the bundle in" if Path(out_dir).exists() and any(Path(out_dir).iterdir()) else "writing"
     step(f"{replacing} {out_dir} and running the golden cases through each program ...")
-    path = write_bundle(out_dir, net, lowered, tok, golden_texts)
+    path = write_bundle(out_dir, net, lowered, tok, golden_texts, qa)
     step(f"wrote {path}")
     return path
 

@@ -7,7 +7,9 @@ Android app mirrors these readers in ``BundleManifest.kt``)::
                        entry per program: file, recipe, inputs, outputs, size, sha256, delegation
     model_<recipe>.pte one ExecuTorch program per recipe (e.g. model_fp32.pte, model_int8.pte)
     spiece.model       the SentencePiece model (when the bundle has a tokenizer)
-    goldens.json       cases: texts -> token ids -> expected outputs of every program
+    goldens.json       cases: texts -> token ids -> expected outputs of every program; for
+                       question answering also qa_cases: question + context -> windows ->
+                       logits and answers of every program
 
 This module holds the format's constants, the manifest's input/output and tokenizer entries, and
 the readers: ``read_manifest`` (fields, types, file names), ``verify_files`` (sizes and sha256),
@@ -29,6 +31,7 @@ from albert_edge import __version__
 from albert_edge._io import read_json_object
 from albert_edge.config import HEADS, INPUT_NAMES
 from albert_edge.errors import BundleError
+from albert_edge.qa import QAError, QASettings
 from albert_edge.tokenizer import AlbertTokenizer
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ GOLDENS_FILE = "goldens.json"
 TOKENIZER_FILE = "spiece.model"
 
 ARCHITECTURE_TASKS = {arch: task for task, arch in HEADS.items()}
+QA_TASK = "question-answering"
 
 # Output names per architecture, in the order the program returns them, with their shapes
 # ("seq" is the input length S; named dimensions are filled from the config).
@@ -231,6 +235,26 @@ def _check_top(manifest: dict[str, Any], where: str) -> None:
         _int(manifest, "pad_token_id", where, 0, vocab - 1)
     if not manifest["programs"]:
         raise BundleError(f"{where}: programs is empty; a bundle has at least one program")
+    if task == QA_TASK:
+        qa_settings(manifest, where)
+    elif "qa" in manifest:
+        raise BundleError(f"{where}: qa (question-answering settings) in a {task!r} bundle; only "
+                          f"{QA_TASK!r} bundles have it")
+
+
+def qa_settings(manifest: dict[str, Any], where: str = "manifest.json") -> QASettings:
+    """The manifest's ``qa`` object (how questions become windows and logits answers), checked."""
+    if "qa" not in manifest:
+        raise BundleError(f"{where}: a {QA_TASK!r} bundle needs qa (max_seq_len, doc_stride, max_question_len, "
+                          "max_answer_len, no_answer_threshold, align_to_words): re-export it")
+    try:
+        settings = QASettings.from_dict(manifest["qa"], where=f"{where}: qa")
+    except QAError as e:
+        raise BundleError(str(e)) from None
+    if settings.max_seq_len != manifest["max_seq_len"]:
+        raise BundleError(f"{where}: qa.max_seq_len {settings.max_seq_len} differs from the manifest's max_seq_len "
+                          f"{manifest['max_seq_len']}; the manifest was edited: re-export the bundle")
+    return settings
 
 
 def _check_program(entry: dict[str, Any], manifest: dict[str, Any], where: str) -> None:
@@ -436,4 +460,36 @@ def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dic
         atol = tolerances.get(n, {}).get("atol") if isinstance(tolerances.get(n), dict) else None
         if not _numbers([atol]) or atol < 0:
             raise BundleError(f"{path}: tolerances.{n}.atol must be a number >= 0, got {atol!r}")
+    if manifest["task"] == QA_TASK:
+        qa_cases = goldens.get("qa_cases")
+        if not isinstance(qa_cases, list) or not qa_cases:
+            raise BundleError(f"{path}: qa_cases must be a non-empty array in a {QA_TASK!r} bundle")
+        for i, case in enumerate(qa_cases):
+            _check_qa_case(case, i, names, str(path))
     return goldens
+
+
+def _check_qa_case(case: Any, i: int, names: Sequence[str], where: str) -> None:
+    at = f"{where}: qa_cases[{i}]"
+    if not isinstance(case, dict):
+        raise BundleError(f"{at} must be an object, got {type(case).__name__}")
+    for name in ("question", "context"):
+        if not isinstance(case.get(name), str):
+            raise BundleError(f"{at}: {name} must be a string")
+    windows = case.get("windows")
+    if not isinstance(windows, list) or not windows:
+        raise BundleError(f"{at}: windows must be a non-empty array")
+    for j, w in enumerate(windows):
+        if not isinstance(w, dict) or not all(isinstance(w.get(n), list) for n in INPUT_NAMES):
+            raise BundleError(f"{at}.windows[{j}]: needs {', '.join(INPUT_NAMES)} arrays")
+    programs = case.get("programs")
+    if not isinstance(programs, dict):
+        raise BundleError(f"{at}: programs must be an object of logits and answers per program")
+    for pname in names:
+        entry = programs.get(pname)
+        if not isinstance(entry, dict) or not isinstance(entry.get("answers"), list):
+            raise BundleError(f"{at}.programs.{pname}: needs start_logits, end_logits and answers")
+        for key in ("start_logits", "end_logits"):
+            rows = entry.get(key)
+            if not isinstance(rows, list) or len(rows) != len(windows) or not all(_numbers(r) for r in rows):
+                raise BundleError(f"{at}.programs.{pname}.{key}: one array of finite numbers per window")

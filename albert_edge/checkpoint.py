@@ -50,7 +50,10 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 
 # The shipped default model (albert_edge/default_model/, built by albert_edge.make_default).
 DEFAULT_MODEL_NAME = "default"
+DEFAULT_QA_MODEL_NAME = "default-qa"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+# The shipped extractive QA model (albert_edge.make_default_qa), by the name `default-qa`.
+DEFAULT_QA_MODEL_DIR = Path(__file__).parent / "default_qa_model"
 DEFAULT_MODEL_FILES = ("config.json", "model.safetensors", "spiece.model")
 
 
@@ -65,9 +68,25 @@ def default_model_dir() -> Path:
     return DEFAULT_MODEL_DIR
 
 
+def default_qa_model_dir() -> Path:
+    """The folder of the shipped question-answering model; CheckpointError if the package lacks it."""
+    missing = [f for f in DEFAULT_MODEL_FILES if not (DEFAULT_QA_MODEL_DIR / f).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{DEFAULT_QA_MODEL_DIR}: the default-qa model is incomplete (missing {', '.join(missing)}); "
+            "reinstall albert-edge or rebuild it with `make default-qa-model`"
+        )
+    return DEFAULT_QA_MODEL_DIR
+
+
 def resolve_model_path(name_or_path: str | os.PathLike) -> str | os.PathLike:
-    """``default`` -> the shipped model's folder; anything else unchanged."""
-    return default_model_dir() if str(name_or_path) == DEFAULT_MODEL_NAME else name_or_path
+    """``default`` -> the shipped sentiment model's folder, ``default-qa`` -> the shipped
+    question-answering model's; anything else unchanged."""
+    if str(name_or_path) == DEFAULT_MODEL_NAME:
+        return default_model_dir()
+    if str(name_or_path) == DEFAULT_QA_MODEL_NAME:
+        return default_qa_model_dir()
+    return name_or_path
 
 
 def load_tokenizer(source: str | os.PathLike) -> AlbertTokenizer:

@@ -33,7 +33,11 @@ def cmd_info(args: argparse.Namespace) -> None:
               f"{', '.join(manifest['labels'])}, max {manifest['max_seq_len']} tokens, "
               + ("no tokenizer" if tok is None else f"tokenizer {tok['file']} ({tok['vocab_size']} pieces)"))
         print(summary_table(manifest))
-        print(f"run it: albert-edge run {args.model} TEXT; check it: albert-edge verify {args.model}")
+        run = (f"albert-edge ask {args.model} --question Q --context TEXT" if manifest["task"] == "question-answering"
+               else f"albert-edge run {args.model} TEXT")
+        if "qa" in manifest:
+            print("qa           " + ", ".join(f"{k}={v}" for k, v in manifest["qa"].items()))
+        print(f"run it: {run}; check it: albert-edge verify {args.model}")
         return
     model = load_model(args.model, args.head)
     c = model.config
@@ -96,9 +100,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
     from albert_edge.bundle_format import read_manifest
 
+    qa = {k: v for k in ("doc_stride", "max_question_len", "max_answer_len", "no_answer_threshold")
+          if (v := getattr(args, k)) is not None}
     out = export_bundle(args.model, args.out, args.recipes or DEFAULT_RECIPES, max_seq_len=args.max_seq_len,
                         dynamic=not args.fixed_length, head=args.head, tokenizer=args.tokenizer,
-                        progress=_stderr_line, jobs=args.jobs)
+                        progress=_stderr_line, jobs=args.jobs, qa_options=qa)
     print(summary_table(read_manifest(out)))
     print(f"bundle: {out}")
 
@@ -112,6 +118,45 @@ def cmd_run(args: argparse.Namespace) -> None:
     for result in bundle.classify(texts, program=args.program):
         probs = "  ".join(f"{label}={p:.4f}" for label, p in result["probs"].items())
         print(f"{result['label']}\t{probs}\t{result['text']}")
+
+
+def _read_context(value: str) -> str:
+    """``--context``: the text itself, or ``@FILE`` for a UTF-8 file's text."""
+    from albert_edge.errors import DataError
+
+    if not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    if not path.is_file():
+        raise DataError(f"--context {value}: {path} is not a file (give the passage, or @FILE for a text file)")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"--context {value}: {path} is not UTF-8 text (byte {e.start})") from None
+
+
+def cmd_ask(args: argparse.Namespace) -> None:
+    """Answer a question from a passage: one line per answer, score, character span, text."""
+    from albert_edge.bundle_format import MANIFEST_FILE
+    from albert_edge.runtime import Bundle
+
+    context = _read_context(args.context)
+    if (Path(args.model) / MANIFEST_FILE).is_file():
+        bundle = Bundle.load(args.model, num_threads=args.threads, weight_cache=args.weight_cache)
+        answers = bundle.answer(args.question, context, top_k=args.top_k, program=args.program)
+        source = f"program {args.program or bundle.default_program}"
+    else:
+        if args.program:
+            raise AlbertEdgeError(f"--program {args.program}: {args.model} is a checkpoint, not a bundle; "
+                                  "it is run eagerly (export it to choose a program)")
+        from albert_edge.workflows import eager_answers
+
+        answers = eager_answers(args.model, args.question, context, top_k=args.top_k)
+        source = "eager fp32"
+    print(f"# {args.model} ({source})")
+    for a in answers:
+        text = a["answer"] if a["answer"] else "(no answer)"
+        print(f"{a['score']:.4f}\t{a['start']}-{a['end']}\t{text}")
 
 
 def cmd_verify(args: argparse.Namespace) -> None:
@@ -149,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Summarise a model (parameters, shape, sharing) and run one forward "
                                    "pass on example inputs.")
     p.add_argument("model", metavar="MODEL",
-                   help="a Hugging Face checkpoint directory, or a preset name (random weights), "
-                        "e.g. albert-base-v2 or tiny")
+                   help="a Hugging Face checkpoint directory, a bundle folder, 'default', 'default-qa', "
+                        "or a preset name (random weights), e.g. albert-base-v2 or tiny")
     p.add_argument("--head", choices=sorted(HEADS), default=None,
                    help="model head; default: the checkpoint's architectures, or 'base' for a preset")
     p.add_argument("--seq-len", type=int, default=128, help="sequence length of the example input (default 128)")
@@ -175,12 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "tokenizer and golden cases. Format: export/BUNDLE.md.")
     p.add_argument("model", metavar="MODEL",
                    help="a Hugging Face checkpoint directory (its tokenizer is used when present), "
-                        "a preset name (random weights), e.g. albert-base-v2 or tiny, or 'default'")
+                        "a preset name (random weights), e.g. albert-base-v2 or tiny, 'default' (the "
+                        "shipped sentiment model) or 'default-qa' (the shipped question-answering model)")
     p.add_argument("--recipe", dest="recipes", action="append", choices=list(RECIPES), metavar="RECIPE",
                    help=f"repeat for several programs (default: fp32 and int8). {recipes}")
     p.add_argument("--max-seq-len", type=int, default=None,
-                   help="longest input, in tokens including [CLS] and [SEP] (default 128, or the "
-                        "model's max_position_embeddings if smaller)")
+                   help="longest input, in tokens including [CLS] and [SEP] (default 128; 384 for question "
+                        "answering; or the model's max_position_embeddings if smaller)")
     p.add_argument("--fixed-length", action="store_true",
                    help="export for exactly --max-seq-len tokens (inputs padded) instead of any length up to it")
     p.add_argument("--out", required=True, metavar="DIR",
@@ -192,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "model's); default: MODEL's, if it has one")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="processes that lower recipes in parallel (default 1; e.g. 2 on a 2-core machine)")
+    qa = p.add_argument_group("question answering (stored in the manifest's qa settings)")
+    qa.add_argument("--doc-stride", type=int, default=None,
+                    help="tokens shared by consecutive windows of a long passage (default min(max-seq-len/2, 128))")
+    qa.add_argument("--max-question-len", type=int, default=None,
+                    help="question tokens kept (default min(64, max-seq-len/2))")
+    qa.add_argument("--max-answer-len", type=int, default=None, help="longest answer in tokens (default 15)")
+    qa.add_argument("--no-answer-threshold", type=float, default=None,
+                    help="answer \"no answer\" when log(p_null / p_best_span) exceeds this (SQuAD 2.0 models; "
+                         "0 = transformers' handle_impossible_answer); default: always give a span")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="classify texts with a bundle",
@@ -203,6 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
     add_weight_cache_flag(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ask", help="answer a question from a passage (question-answering models)",
+                       description="Answer a question from a passage with a question-answering bundle "
+                                   "(its default program, e.g. int8) or checkpoint (eager fp32): one line "
+                                   "per answer with its score, character span in the passage, and text. "
+                                   "Long passages are read in overlapping windows.")
+    p.add_argument("model", metavar="MODEL",
+                   help="a question-answering bundle folder, a checkpoint directory, or 'default-qa' "
+                        "(the shipped model)")
+    p.add_argument("--question", required=True, help="the question")
+    p.add_argument("--context", required=True, metavar="TEXT|@FILE", help="the passage, or @FILE to read it from a file")
+    p.add_argument("--top-k", type=int, default=1, help="answers to print, best first (default 1)")
+    p.add_argument("--program", default=None, help="bundle program, e.g. fp32 (default: the manifest's default_program)")
+    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    add_weight_cache_flag(p)
+    p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("verify", help="check a bundle's files and replay its golden cases",
                        description="Verify sizes and sha256 of a bundle's files, then run its golden "

@@ -41,12 +41,15 @@ from albert_edge._machine import machine_info
 from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
 from albert_edge.bundle_format import (
     MANIFEST_FILE,
+    QA_TASK,
+    qa_settings,
     read_manifest,
     tokenizer_from_manifest,
     verify_files,
 )
 from albert_edge.checkpoint import (
     DEFAULT_MODEL_NAME,
+    DEFAULT_QA_MODEL_NAME,
     load_model,
     load_tokenizer,
     resolve_model_path,
@@ -54,6 +57,8 @@ from albert_edge.checkpoint import (
 from albert_edge.config import PRESETS
 from albert_edge.datasets import DataError, Row, read_labelled
 from albert_edge.errors import HarnessError
+from albert_edge.qa import QAError, QASettings, decode_answers, make_windows
+from albert_edge.qa_data import QAExample, cloze_split, exact_match, read_qa, squad_scores
 from albert_edge.report import write_report
 from albert_edge.report_schema import REPORT_FORMAT, REPORT_SCHEMA_VERSION
 from albert_edge.tokenizer import AlbertTokenizer
@@ -63,6 +68,7 @@ log = logging.getLogger(__name__)
 
 REFERENCE = "eager-fp32"
 DEFAULT_DATA = "default"  # the default model's held-out set: the tweet sentiment test split
+# (for default-qa: the cloze questions over the test documents)
 MAX_FLIPS_LISTED = 200
 
 
@@ -103,16 +109,80 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class QAEvalSet:
+    """Question answering: each question's windows are consecutive inputs of the EvalSet."""
+
+    examples: list[QAExample]
+    settings: QASettings
+    windows: list[Any]  # tokenizer Encodings, one per input
+    spans: list[tuple[int, int]]  # per question: [first, last + 1) window inputs
+    cls_id: int
+
+
+@dataclass(frozen=True)
 class EvalSet:
     source: str
-    rows: list[Row]
+    rows: list[Row]  # one per input (QA: per window, text = question, text_pair = context)
     input_ids: list[list[int]]
     token_type_ids: list[list[int]]
     truncated: int  # rows longer than max_seq_len, cut (longest first) as the bundle says
+    qa: QAEvalSet | None = None
 
     @property
     def lengths(self) -> list[int]:
         return [len(ids) for ids in self.input_ids]
+
+
+def load_qa_eval_set(data: DataSettings, tokenizer: AlbertTokenizer, settings: QASettings) -> EvalSet:
+    """Read the QA data (SQuAD JSON / JSON Lines, or the default-qa test split) and make every
+    question's windows as the bundle's QA settings say."""
+    if data.limit is not None and (isinstance(data.limit, bool) or not isinstance(data.limit, int) or data.limit < 1):
+        raise DataError(f"limit must be a positive integer, got {data.limit!r}")
+    if data.path == DEFAULT_DATA:
+        examples = cloze_split("test", data.limit)
+        source = "cloze questions over the test documents (the default-qa model's held-out set)"
+    else:
+        assert data.path is not None
+        examples = read_qa(data.path, data.limit)
+        source = str(data.path)
+    rows, ids, types, windows, spans = [], [], [], [], []
+    for n, e in enumerate(examples):
+        try:
+            ws = make_windows(tokenizer, e.question, e.context, settings)
+        except QAError as err:
+            raise DataError(f"{source}: question {e.id!r}: {err}") from None
+        spans.append((len(windows), len(windows) + len(ws)))
+        for w in ws:
+            windows.append(w)
+            rows.append(Row(e.question, "", e.context, n + 1))
+            ids.append(list(w.input_ids))
+            types.append(list(w.token_type_ids))
+    return EvalSet(source, rows, ids, types, 0, QAEvalSet(examples, settings, windows, spans, tokenizer.cls_id))
+
+
+def qa_answers(qa: QAEvalSet, outputs: list[np.ndarray]) -> list[dict[str, Any]]:
+    """The best answer per question from each window's concatenated (start, end) logits."""
+    answers = []
+    for e, (a, b) in zip(qa.examples, qa.spans):
+        # A fixed-length program's logits cover its padding too: keep the window's own tokens.
+        halves = [[h[: len(qa.windows[i])] for h in np.split(outputs[i], 2)] for i in range(a, b)]
+        best = decode_answers(qa.windows[a:b], [h[0] for h in halves], [h[1] for h in halves], e.context,
+                              qa.settings, qa.cls_id)[0]
+        answers.append(best)
+    return answers
+
+
+def changed_answers(qa: QAEvalSet, reference: list[dict[str, Any]], program: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Questions whose answer differs from the reference's (by text), with both and the gold answers."""
+    out = []
+    for i, (e, r, p) in enumerate(zip(qa.examples, reference, program)):
+        if r["answer"] != p["answer"]:
+            gold = [t for t, _ in e.answers]
+            out.append({"index": i, "id": e.id, "question": e.question, "gold": gold,
+                        "reference": r["answer"], "program": p["answer"],
+                        "reference_exact": exact_match(r["answer"], gold), "program_exact": exact_match(p["answer"], gold),
+                        "reference_score": round(r["score"], 6), "program_score": round(p["score"], 6)})
+    return out
 
 
 def default_rows(limit: int | None) -> list[Row]:
@@ -478,9 +548,9 @@ def data_for(target: Target, data: DataSettings) -> DataSettings:
     and presets); any other model needs a file."""
     if data.path is not None:
         return data
-    if target.model_source != DEFAULT_MODEL_NAME and not target.random_weights:
-        raise HarnessError("no --data given: name a labelled CSV/TSV/JSONL file (or --data default for the "
-                           "default model's evaluation set)")
+    if target.model_source not in (DEFAULT_MODEL_NAME, DEFAULT_QA_MODEL_NAME) and not target.random_weights:
+        raise HarnessError("no --data given: name a labelled CSV/TSV/JSONL file, or SQuAD JSON / JSON Lines "
+                           "for a question-answering model (or --data default for the default model's evaluation set)")
     return DataSettings(DEFAULT_DATA, limit=data.limit)
 
 
@@ -520,7 +590,11 @@ class Plan:
 
     @property
     def scored(self) -> bool:
-        return self.manifest["task"] == "sequence-classification" and not self.target.random_weights
+        return self.manifest["task"] in ("sequence-classification", QA_TASK) and not self.target.random_weights
+
+    @property
+    def qa(self) -> QAEvalSet | None:
+        return self.eval_set.qa
 
     @property
     def n_eval(self) -> int:
@@ -555,7 +629,10 @@ def plan_comparison(target: Target, reference: Any, head: str | None, data: Data
     task, labels = manifest["task"], list(manifest["labels"])
     regression = task == "sequence-classification" and len(labels) == 1
     labelled = task == "sequence-classification" and not regression and not target.random_weights
-    eval_set = load_eval_set(data, tok, labels if labelled else None, regression, seq_len)
+    if task == QA_TASK:
+        eval_set = load_qa_eval_set(data, tok, qa_settings(manifest, str(bundle_dir / MANIFEST_FILE)))
+    else:
+        eval_set = load_eval_set(data, tok, labels if labelled else None, regression, seq_len)
     if any(i >= manifest["vocab_size"] for ids in eval_set.input_ids for i in ids):
         raise HarnessError(f"the tokenizer produces ids >= the model's vocab_size {manifest['vocab_size']}; "
                            "use the model's own tokenizer")
@@ -611,7 +688,7 @@ def _measure_at(plan: Plan, threads: int, inputs_file: Path, work: Path, bar: _B
                                         threads=threads, inputs=str(inputs_file), weight_cache=plan.weight_cache)
             advance(1)
         if outputs:
-            _run_outputs(workers, plan.n_eval, work, bar, m.outputs)
+            _run_outputs(workers, plan.n_eval, work, bar, m.outputs, every_output=plan.qa is not None)
         times, steal = _time_rounds(plan, workers, threads, bar)
         for w in workers:
             entry = _latency_entry(plan, threads, loads[w.spec.name], w.call("stats"), times[w.spec.name],
@@ -716,15 +793,16 @@ def compare(
 
 
 def _run_outputs(workers: list[WorkerProcess], n_eval: int, work: Path, bar: _Bar,
-                 outputs: dict[str, list[np.ndarray]]) -> None:
-    """Every program's outputs on every example. Nothing is timed here, so one-thread workers run
-    side by side, as many as there are cores."""
+                 outputs: dict[str, list[np.ndarray]], every_output: bool = False) -> None:
+    """Every program's outputs on every example (the first output, or with ``every_output`` all
+    of them concatenated: QA's start and end logits). Nothing is timed here, so one-thread
+    workers run side by side, as many as there are cores."""
     parallel = max(1, (os.cpu_count() or 1) // workers[0].threads)
     for start in range(0, len(workers), parallel):
         group = workers[start:start + parallel]
         advances = [bar.task(f"outputs   {w.spec.name:<10}", n_eval) for w in group]
         for w in group:  # sent together; the replies are read one worker at a time
-            w.send("outputs", count=n_eval, file=str(work / f"{w.spec.name}.npz"))
+            w.send("outputs", count=n_eval, file=str(work / f"{w.spec.name}.npz"), every_output=every_output)
         for w, advance in zip(group, advances):
             done = [0]
 
@@ -816,6 +894,8 @@ def _program_entry(plan: Plan, spec: ProgramSpec, m: Measurements, fp32_size: in
         "latency": m.latency[spec.name],
         "memory": program_memory(m.latency[spec.name], m.without_cache.get(spec.name)),
     }
+    if plan.qa is not None:
+        return _qa_program_entry(plan, plan.qa, entry, m)
     if plan.classification:
         entry["predictions"] = [int(i) for i in np.stack(out).argmax(-1)]  # per example: the verdict's input
     if plan.scored and (plan.classification or plan.regression):
@@ -826,6 +906,24 @@ def _program_entry(plan: Plan, spec: ProgramSpec, m: Measurements, fp32_size: in
         if plan.classification:
             listed = flips(plan.eval_set, plan.labels, np.stack(ref), np.stack(out))
             entry["flips"] = {"count": len(listed), "listed": listed[:MAX_FLIPS_LISTED]}
+    return entry
+
+
+def _qa_program_entry(plan: Plan, qa: QAEvalSet, entry: dict[str, Any], m: Measurements) -> dict[str, Any]:
+    """QA: answers per question, SQuAD EM/F1, and against the reference the share of questions
+    with the same answer and every question whose answer changed."""
+    answers = qa_answers(qa, m.outputs[entry["name"]])
+    entry["answers"] = [{k: a[k] for k in ("answer", "start", "end")} | {"score": round(a["score"], 6)}
+                        for a in answers]
+    if plan.scored:
+        entry["accuracy"] = squad_scores(qa.examples, [a["answer"] for a in answers])
+    if entry["name"] != REFERENCE:
+        ref_out = m.outputs[REFERENCE]
+        entry["fidelity"] = fidelity(ref_out, m.outputs[entry["name"]])
+        reference = qa_answers(qa, ref_out)
+        listed = changed_answers(qa, reference, answers)
+        entry["fidelity"]["answer_agreement"] = 1 - len(listed) / len(qa.examples)
+        entry["flips"] = {"count": len(listed), "listed": listed[:MAX_FLIPS_LISTED]}
     return entry
 
 
@@ -847,6 +945,7 @@ def assemble_report(plan: Plan, m: Measurements, seconds: float) -> dict[str, An
         "bundle": str(target.bundle_dir),
         "reference": REFERENCE,
         "data": {"source": plan.eval_set.source, "path": data.path, "rows": plan.n_eval, "limit": data.limit,
+                 "questions": len(plan.qa.examples) if plan.qa else None,
                  "text_column": data.text_column, "label_column": data.label_column,
                  "text_pair_column": data.text_pair_column, "truncated": plan.eval_set.truncated,
                  "token_lengths": {"min": min(lengths), "median": float(np.median(lengths)), "max": max(lengths)},
@@ -855,6 +954,7 @@ def assemble_report(plan: Plan, m: Measurements, seconds: float) -> dict[str, An
                  "accuracy_skipped": None if plan.scored else (
                      "random weights: the labels mean nothing" if target.random_weights
                      else f"task {manifest['task']}")},
+        "qa": plan.qa.settings.to_dict() if plan.qa else None,
         "machine": machine_info(),
         "latency_settings": {"threads": list(latency.threads), "warmup": latency.warmup, "rounds": latency.rounds,
                              "runs_per_round": latency.runs, "data_inputs": latency.data_inputs,

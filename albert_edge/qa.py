@@ -6,8 +6,9 @@ tests/test_qa.py checks us against on random-weight models (tests/make_qa_pipeli
 1. Features. ``[CLS] question [SEP] window [SEP]``, the question cut to ``max_question_len``
    tokens, the context cut into windows of what fits in ``max_seq_len``, consecutive windows
    overlapping by ``doc_stride`` tokens (:meth:`AlbertTokenizer.encode_windows`). The pipeline's
-   fast path does not cut the question; with questions of up to ``max_question_len`` tokens the
-   two agree.
+   fast path does not cut the question, and fails when a long question leaves a window fewer
+   context tokens than ``doc_stride``; we cut the question and use half a window as the stride
+   there. Elsewhere the two agree.
 2. Per window, tokens outside the context (question, ``[SEP]``, padding) get logit -10000 except
    ``[CLS]``; softmax of the start and end logits over the window; the ``[CLS]`` product is the
    window's no-answer probability, then ``[CLS]`` is zeroed.
@@ -140,11 +141,15 @@ def make_windows(tokenizer: AlbertTokenizer, question: str, context: str, settin
             "(split the document into passages and ask each)"
         )
     try:
+        n_question = min(len(tokenizer.tokenize(question)), settings.max_question_len)
+        # A long question can leave fewer context tokens per window than doc_stride (the
+        # pipeline fails there): the stride shrinks to half a window.
+        room = settings.max_seq_len - n_question - 3
         return tokenizer.encode_windows(
             question,
             context,
             max_length=settings.max_seq_len,
-            stride=settings.doc_stride,
+            stride=settings.doc_stride if settings.doc_stride < room else max(room // 2, 0),
             max_text_tokens=settings.max_question_len,
         )
     except TokenizerError as e:

@@ -42,31 +42,60 @@ def _latency(p: dict[str, Any], threads: int) -> dict[str, Any] | None:
     return next((e for e in p["latency"] if e["threads"] == threads), None)
 
 
+def _examples(d: dict[str, Any]) -> str:
+    """"N examples", or for question answering "N questions (M windows)"."""
+    if d.get("questions") is not None:
+        return f"{d['questions']} questions ({d['rows']} windows)"
+    return f"{d['rows']} examples"
+
+
+def _is_qa(report: dict[str, Any]) -> bool:
+    return report["model"]["task"] == "question-answering"
+
+
+def _scores(p: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(accuracy, macro-F1), or for question answering (exact match, F1), as fractions."""
+    acc = p["accuracy"] or {}
+    if "exact_match" in acc:
+        return acc["exact_match"] / 100, acc["f1"] / 100
+    return acc.get("accuracy"), acc.get("macro_f1")
+
+
+def _agreement(p: dict[str, Any]) -> float | None:
+    """Top-1 agreement with eager fp32, or for question answering the share of the same answers."""
+    fid = p["fidelity"] or {}
+    return fid.get("answer_agreement", fid.get("top1_agreement"))
+
+
 def _quality(p: dict[str, Any]) -> tuple[str, float | None]:
-    """The y-axis of the trade-off plot: accuracy when scored, else agreement with fp32 eager."""
-    if p["accuracy"] is not None and "accuracy" in p["accuracy"]:
-        return "accuracy", p["accuracy"]["accuracy"]
+    """The y-axis of the trade-off plot: accuracy (QA: F1) when scored, else agreement with fp32 eager."""
+    acc = p["accuracy"] or {}
+    if "exact_match" in acc:
+        return "F1", acc["f1"] / 100
+    if "accuracy" in acc:
+        return "accuracy", acc["accuracy"]
     if p["fidelity"] is not None:
-        return "top-1 agreement with eager fp32", p["fidelity"]["top1_agreement"]
-    return "top-1 agreement with eager fp32", 1.0
+        return "agreement with eager fp32", _agreement(p)
+    return "agreement with eager fp32", 1.0
 
 
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the one-line-per-program summary (terminal and markdown)."""
     threads = report["latency_settings"]["threads"]
-    header = ["program", "size MB", "x fp32", "accuracy", "macro-F1", "agreement", "SQNR dB", "flips"]
+    qa = _is_qa(report)
+    header = ["program", "size MB", "x fp32", *(("EM", "F1") if qa else ("accuracy", "macro-F1")), "agreement",
+              "SQNR dB", "changed" if qa else "flips"]
     for t in threads:
         header += [f"p50 ms {t}t", f"p90 ms {t}t", f"p99 ms {t}t"]
     without = any(p["memory"]["without_cache"] for p in report["programs"])
     header += ["adds MB"] + (["w/o cache"] if without else []) + ["load ms"]
     rows = []
     for p in report["programs"]:
-        acc = p["accuracy"] or {}
-        fid = p["fidelity"] or {}
+        a, f1 = _scores(p)
         size = p["size"]
         row = [p["name"], _mb(size["bytes"] if size["bytes"] is not None else size["parameter_bytes"]),
-               _num(size["compression_vs_fp32"]), _pct(acc.get("accuracy")), _num(acc.get("macro_f1"), ".3f"),
-               _pct(fid.get("top1_agreement")) if p["fidelity"] else "reference", _sqnr(p),
+               _num(size["compression_vs_fp32"]), _pct(a), _pct(f1) if qa else _num(f1, ".3f"),
+               _pct(_agreement(p)) if p["fidelity"] else "reference", _sqnr(p),
                str(p["flips"]["count"]) if p["flips"] else "-"]
         for t in threads:
             e = _latency(p, t)
@@ -88,14 +117,16 @@ def _flag(e: dict[str, Any] | None) -> str:
 
 def quality_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Size and what quantization costs in quality, one row per program."""
-    header = ["program", "MB", "x fp32", "acc", "F1", "agree", "SQNR", "flips"]
+    qa = _is_qa(report)
+    header = ["program", "MB", "x fp32", "EM" if qa else "acc", "F1", "agree", "SQNR", "changed" if qa else "flips"]
     rows = []
     for p in report["programs"]:
-        acc, fid, size = p["accuracy"] or {}, p["fidelity"] or {}, p["size"]
+        size = p["size"]
+        a, f1 = _scores(p)
         rows.append([p["name"], _mb(size["bytes"] if size["bytes"] is not None else size["parameter_bytes"]),
                      _num(size["compression_vs_fp32"], ".2f") + ("x" if size["compression_vs_fp32"] else ""),
-                     _pct(acc.get("accuracy")), _num(acc.get("macro_f1"), ".3f"),
-                     _pct(fid.get("top1_agreement")) if p["fidelity"] else "ref", _sqnr(p),
+                     _pct(a), _pct(f1) if qa else _num(f1, ".3f"),
+                     _pct(_agreement(p)) if p["fidelity"] else "ref", _sqnr(p),
                      str(p["flips"]["count"]) if p["flips"] else "-"])
     return header, rows
 
@@ -136,8 +167,10 @@ def memory_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def _caption(report: dict[str, Any]) -> str:
     """What the columns are (the tables' headers are kept short to fit 80 columns)."""
     gc = " with Python's garbage collector off" if report["latency_settings"].get("gc_disabled_while_timed") else ""
-    return (f"MB: size on disk; x fp32: the fp32 program's size / this size; acc, F1: accuracy and macro-F1 "
-            f"on the data; agree: top-1 agreement with eager fp32; SQNR in dB. Latency: median ± half the "
+    scores = ("EM, F1: SQuAD exact match and F1 on the questions; agree: questions answered as eager fp32 "
+              "answers them; changed: the others" if _is_qa(report) else
+              "acc, F1: accuracy and macro-F1 on the data; agree: top-1 agreement with eager fp32")
+    return (f"MB: size on disk; x fp32: the fp32 program's size / this size; {scores}; SQNR in dB. Latency: median ± half the "
             f"interquartile range over {_timed_calls(report)} timed calls per program, batch 1, each program in "
             f"its own process{gc}; ! = unstable timing (below); adds MB = peak RSS the program adds to its "
             f"process (no cache: without XNNPACK's weight cache). {report['machine']['cpu']}, "
@@ -156,7 +189,7 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
 
     console = console or Console()
     m, d = report["model"], report["data"]
-    console.print(f"[bold]{m['source']}[/bold] ({m['task']}) on {d['rows']} examples of {d['source']}")
+    console.print(f"[bold]{m['source']}[/bold] ({m['task']}) on {_examples(d)} of {d['source']}")
     lines = verdict_lines(report)
     if lines:
         console.print("[bold]Verdict[/bold]")
@@ -205,7 +238,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"- Model: `{m['source']}` ({m['architecture']}, task {m['task']}, labels {', '.join(m['labels'])}, "
              f"max_seq_len {m['max_seq_len']}){' — random weights' if m['random_weights'] else ''}",
              f"- Bundle: `{report['bundle']}`; reference: eager PyTorch fp32",
-             f"- Data: {d['source']}: {d['rows']} examples; token lengths {d['token_lengths']['min']}-"
+             f"- Data: {d['source']}: {_examples(d)}; token lengths {d['token_lengths']['min']}-"
              f"{d['token_lengths']['max']} (median {d['token_lengths']['median']:g}); {d['truncated']} truncated",
              f"- Machine: {mach['cpu']}, {mach['cores']} cores; Python {mach['python']}, torch {mach['torch']}, "
              f"executorch {mach['executorch']}",
@@ -234,7 +267,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines += _memory_md(report)
 
     scored = [p for p in report["programs"] if p["accuracy"] is not None]
-    if scored:
+    if scored and _is_qa(report):
+        lines += _qa_accuracy_md(scored)
+    elif scored:
         lines += ["## Accuracy", ""]
         if "accuracy" in scored[0]["accuracy"]:
             labels = scored[0]["accuracy"]["labels"]
@@ -254,13 +289,22 @@ def markdown(report: dict[str, Any]) -> str:
                                  _num(p["accuracy"]["spearman"], ".4f")] for p in scored]) + [""]
 
     lines += ["## Fidelity against eager fp32", ""]
-    lines += _md_table(["program", "top-1 agreement", "cosine", "SQNR dB", "max abs diff", "flips"],
-                       [[p["name"], _pct(p["fidelity"]["top1_agreement"]), f"{p['fidelity']['cosine']:.6f}",
+    lines += _md_table(["program", "same answer" if _is_qa(report) else "top-1 agreement", "cosine", "SQNR dB",
+                        "max abs diff", "changed" if _is_qa(report) else "flips"],
+                       [[p["name"], _pct(_agreement(p)), f"{p['fidelity']['cosine']:.6f}",
                          _sqnr(p), f"{p['fidelity']['max_abs_diff']:.3g}",
                          p["flips"]["count"] if p["flips"] else "-"]
                         for p in report["programs"] if p["fidelity"]]) + [""]
     for p in report["programs"]:
-        if p["flips"] and p["flips"]["count"]:
+        if p["flips"] and p["flips"]["count"] and _is_qa(report):
+            shown = p["flips"]["listed"][:MD_FLIPS_LISTED]
+            lines += [f"Changed answers, {p['name']} ({p['flips']['count']}; {len(shown)} shown, all in report.json):", ""]
+            lines += _md_table(["id", "question", "gold", "eager fp32", p["name"]],
+                               [[f["id"], f["question"][:100], " / ".join(f["gold"])[:40] or "(none)",
+                                 (f["reference"] or "(no answer)") + (" ✓" if f["reference_exact"] else ""),
+                                 (f["program"] or "(no answer)") + (" ✓" if f["program_exact"] else "")]
+                                for f in shown]) + [""]
+        elif p["flips"] and p["flips"]["count"]:
             shown = p["flips"]["listed"][:MD_FLIPS_LISTED]
             lines += [f"Label flips, {p['name']} ({p['flips']['count']}; {len(shown)} shown, all in report.json):", ""]
             lines += _md_table(["row", "text", "label", "eager fp32", p["name"]],
@@ -461,3 +505,17 @@ def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Pa
         draw(report, paths[name])
     atomic_write_text(paths["md"], markdown(report))
     return paths
+
+
+def _qa_accuracy_md(scored: list[dict[str, Any]]) -> list[str]:
+    """Exact match and F1 per program, with the has-answer / no-answer split when the data has both."""
+    split = "has_answer" in scored[0]["accuracy"]
+    header = ["program", "questions", "EM", "F1"] + (["has-answer EM / F1", "no-answer EM / F1"] if split else [])
+    rows = []
+    for p in scored:
+        a = p["accuracy"]
+        row = [p["name"], a["questions"], f"{a['exact_match']:.2f}", f"{a['f1']:.2f}"]
+        if split:
+            row += [f"{a[k]['exact_match']:.2f} / {a[k]['f1']:.2f}" for k in ("has_answer", "no_answer")]
+        rows.append(row)
+    return ["## Question answering (SQuAD exact match and F1, %)", "", *_md_table(header, rows), ""]

@@ -32,7 +32,10 @@ from torch import Tensor
 from albert_edge._quiet import native_stderr, quiet_libraries
 from albert_edge.backend_options import set_weight_cache
 from albert_edge.bundle_format import (
+    MANIFEST_FILE,
+    QA_TASK,
     golden_values,
+    qa_settings,
     read_goldens,
     read_manifest,
     tokenizer_from_manifest,
@@ -40,8 +43,9 @@ from albert_edge.bundle_format import (
 )
 from albert_edge.config import INPUT_NAMES
 from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
+from albert_edge.qa import QASettings, decode_answers, make_windows
 from albert_edge.quantize import register_quantized_ops
-from albert_edge.tokenizer import AlbertTokenizer
+from albert_edge.tokenizer import AlbertTokenizer, Encoding
 
 log = logging.getLogger(__name__)
 quiet_libraries()  # before anything here imports ExecuTorch
@@ -512,6 +516,31 @@ class Bundle:
                             "probs": dict(zip(self.labels, probs))})
         return results
 
+    @property
+    def qa_settings(self) -> QASettings:
+        """How this question-answering bundle makes windows and answers (manifest ``qa``)."""
+        if self.task != QA_TASK:
+            raise BundleError(
+                f"{self.path}: this bundle's task is {self.task!r}, not {QA_TASK!r}: it has no QA settings"
+            )
+        return qa_settings(self.manifest, str(self.path / MANIFEST_FILE))
+
+    def answer(
+        self, question: str, context: str, top_k: int = 1, program: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Answer ``question`` from ``context``: ``[{"answer", "start", "end", "score"}]``, best
+        first, at most ``top_k``; ``context[start:end] == answer`` ("" with start = end = 0: no
+        answer, when the bundle's no_answer_threshold allows it). See ``albert_edge.qa``."""
+        if self.task != QA_TASK:
+            raise BundleError(
+                f"{self.path}: answer needs a {QA_TASK!r} bundle; this bundle's task is {self.task!r}"
+                + (" (use classify)" if self.task == "sequence-classification" else "")
+            )
+        if self.tokenizer is None:
+            raise BundleError(f"{self.path}: this bundle has no tokenizer (manifest.json tokenizer is null)")
+        return program_answers(self.program(program), self.tokenizer, self.qa_settings, question, context,
+                               top_k)[2]
+
     def token_id_mismatches(self, cases: Sequence[dict[str, Any]]) -> list[int]:
         """Indices of the golden text cases whose token ids this bundle's tokenizer does not give."""
         if self.tokenizer is None:
@@ -580,3 +609,25 @@ def _check_program_matches(program: Program, entry: dict[str, Any], manifest: di
                 f"labels names {len(labels)} ({', '.join(labels)}); every logit needs a label: restore "
                 "the manifest or re-export"
             )
+
+
+def program_answers(
+    program: Program,
+    tokenizer: AlbertTokenizer,
+    settings: QASettings,
+    question: str,
+    context: str,
+    top_k: int = 1,
+) -> tuple[list[Encoding], list[tuple[np.ndarray, np.ndarray]], list[dict[str, Any]]]:
+    """Windows of ``question`` over ``context`` (padded to max_seq_len for a fixed-length
+    program), the program's (start, end) logits per window, and the decoded answers."""
+    windows = make_windows(tokenizer, question, context, settings)
+    if not program.dynamic:
+        windows = [tokenizer.pad(w, program.max_seq_len) for w in windows]
+    logits = []
+    for w in windows:
+        start, end = program.run(*(torch.tensor([getattr(w, n)], dtype=torch.int64) for n in INPUT_NAMES))[:2]
+        logits.append((start[0].numpy(), end[0].numpy()))
+    answers = decode_answers(windows, [a for a, _ in logits], [b for _, b in logits], context, settings,
+                             tokenizer.cls_id, top_k)
+    return windows, logits, answers

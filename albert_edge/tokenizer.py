@@ -649,6 +649,10 @@ class AlbertTokenizer:
             )
         return (a[:keep], b) if strategy == "only_first" else (a, b[:keep])
 
+    def pad(self, enc: Encoding, length: int) -> Encoding:
+        """``enc`` padded to ``length`` (pad id, mask 0, type 0, offsets (0, 0)); unchanged if not shorter."""
+        return self._pad(enc, length)
+
     def _pad(self, enc: Encoding, length: int) -> Encoding:
         n = length - len(enc)
         if n <= 0:

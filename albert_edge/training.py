@@ -53,6 +53,7 @@ from albert_edge.errors import TrainingError
 from albert_edge.metrics import classification_report
 from albert_edge.model import (
     AlbertForPreTraining,
+    AlbertForQuestionAnswering,
     AlbertForSequenceClassification,
     AlbertPreTrainedModel,
 )
@@ -107,6 +108,25 @@ class ClassificationObjective(nn.Module):
         return classification_sums(logits, batch["labels"])
 
 
+class QuestionAnsweringObjective(nn.Module):
+    """Mean of the start and end cross-entropies over the window's tokens (padding excluded).
+    forward -> sums, shape (4,): [loss sum, starts right, spans right (start and end), windows]."""
+
+    def __init__(self, model: AlbertForQuestionAnswering):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        start, end = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])  # (B, S)
+        pad = batch["attention_mask"] == 0
+        start, end = start.masked_fill(pad, -1e4), end.masked_fill(pad, -1e4)
+        s, e = batch["start_positions"], batch["end_positions"]
+        loss = (F.cross_entropy(start, s, reduction="sum") + F.cross_entropy(end, e, reduction="sum")) / 2
+        s_ok, e_ok = start.argmax(-1) == s, end.argmax(-1) == e
+        return torch.stack([loss, s_ok.sum().to(start.dtype), (s_ok & e_ok).sum().to(start.dtype),
+                            torch.tensor(float(s.numel()))])
+
+
 def classification_sums(logits: Tensor, labels: Tensor) -> Tensor:
     """(B, L) logits, (B,) labels -> [loss sum, correct, sequences]."""
     if logits.shape[-1] == 1:
@@ -122,7 +142,7 @@ def classification_sums(logits: Tensor, labels: Tensor) -> Tensor:
 class Task:
     """How to batch and score one kind of training."""
 
-    name: str  # "pretraining" or "classification"
+    name: str  # "pretraining", "classification" or "question-answering"
     objective: Callable[[AlbertPreTrainedModel], nn.Module]
     collate: Callable[[Sequence[Any]], dict[str, Tensor]]
     # Counts of a collated batch that normalise the loss sums: pretraining (masked tokens,
@@ -164,6 +184,38 @@ def classification_task(pad_id: int) -> Task:
 
     return Task("classification", ClassificationObjective, lambda ex: collate_classification(ex, pad_id),
                 counts, loss, figures)
+
+
+def question_answering_task(pad_id: int) -> Task:
+    def counts(b: dict[str, Tensor]) -> Tensor:
+        return torch.tensor([float(b["start_positions"].shape[0])])
+
+    def loss(sums: Tensor, n: Tensor) -> Tensor:
+        return sums[0] / n[0].clamp(min=1)
+
+    def figures(t: Tensor) -> dict[str, float]:
+        n = max(float(t[3]), 1.0)
+        return {"loss": float(t[0]) / n, "start_acc": float(t[1]) / n, "span_acc": float(t[2]) / n}
+
+    return Task("question-answering", QuestionAnsweringObjective, lambda ex: collate_qa(ex, pad_id),
+                counts, loss, figures)
+
+
+def collate_qa(features: Sequence[Any], pad_id: int) -> dict[str, Tensor]:
+    """``qa_data.QAFeature`` windows padded to the longest. -> int64 (B, S) input_ids,
+    attention_mask, token_type_ids; (B,) start_positions, end_positions."""
+    S = max(len(f.input_ids) for f in features)
+    ids = torch.full((len(features), S), pad_id, dtype=torch.long)
+    types = torch.zeros((len(features), S), dtype=torch.long)
+    mask = torch.zeros((len(features), S), dtype=torch.long)
+    for i, f in enumerate(features):
+        n = len(f.input_ids)
+        ids[i, :n] = torch.tensor(f.input_ids)
+        types[i, :n] = torch.tensor(f.token_type_ids)
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+            "start_positions": torch.tensor([f.start_position for f in features]),
+            "end_positions": torch.tensor([f.end_position for f in features])}
 
 
 def collate_classification(examples: Sequence[ClassificationExample], pad_id: int) -> dict[str, Tensor]:

@@ -157,6 +157,13 @@ def compare_programs(report: dict[str, Any], program: dict[str, Any], reference:
         out["changed"] = sum(a != b for a, b in zip(pp, rp))
         if gold is not None:
             out["accuracy"] = accuracy_change(gold, rp, pp, reference["name"])
+    if program.get("answers") is not None and reference.get("answers") is not None:
+        pa, ra = program["answers"], reference["answers"]
+        out["agreement"] = sum(a["answer"] == b["answer"] for a, b in zip(pa, ra)) / len(pa)
+        out["changed"] = sum(a["answer"] != b["answer"] for a, b in zip(pa, ra))
+        out["unit"] = "answer"
+        if program["accuracy"] and reference["accuracy"]:
+            out["qa"] = {k: (reference["accuracy"][k], program["accuracy"][k]) for k in ("exact_match", "f1")}
     out["memory_bytes"] = program["memory"]["peak_cost_bytes"]
     out["reference_memory_bytes"] = reference["memory"]["peak_cost_bytes"]
     return out
@@ -195,8 +202,13 @@ def verdict_lines(report: dict[str, Any]) -> list[str]:
         parts += [(f"{_ratio(r)} faster" if r >= 1 else f"{_ratio(1 / r)} slower")
                   + f" at {t} thread{'s' if t > 1 else ''}" for t, r in v["faster_by"].items()]
         if "agreement" in v:
-            parts.append(f"agrees on {100 * v['agreement']:.2f}% ({v['changed']} label{'s' if v['changed'] != 1 else ''}"
+            unit = v.get("unit", "label")
+            parts.append(f"agrees on {100 * v['agreement']:.2f}% ({v['changed']} {unit}{'s' if v['changed'] != 1 else ''}"
                          " changed)")
+        for key, name in (("exact_match", "EM"), ("f1", "F1")):
+            if "qa" in v:
+                before, after = v["qa"][key]
+                parts.append(f"{name} {after - before:+.2f} points to {after:.2f}")
         acc: MetricChange | None = v.get("accuracy")
         if acc is not None and acc.worse == acc.better == 0:
             parts.append(f"accuracy unchanged at {100 * acc.after:.2f}% (the same predictions right)")
@@ -226,7 +238,7 @@ def unstable_timings(report: dict[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class Thresholds:
-    max_accuracy_drop: float = 0.5  # points (percent) of accuracy or macro-F1
+    max_accuracy_drop: float = 0.5  # points (percent) of accuracy or macro-F1 (QA: exact match or F1)
     max_agreement_drop: float = 0.5  # points of top-1 agreement with eager fp32
     max_latency_increase: float = 10.0  # percent, median at each thread count
     max_memory_increase: float = 10.0  # percent of the memory a program adds
@@ -252,13 +264,14 @@ def regressions(new: dict[str, Any], old: dict[str, Any], t: Thresholds) -> list
         if q is None:
             continue
         name = p["name"]
-        for key in ("accuracy", "macro_f1"):
+        for key, scale in (("accuracy", 100), ("macro_f1", 100), ("exact_match", 1), ("f1", 1)):
             a, b = (q["accuracy"] or {}).get(key), (p["accuracy"] or {}).get(key)
             if a is not None and b is not None:
-                check(name, key.replace("_", "-"), 100 * a, 100 * b, 100 * (a - b), t.max_accuracy_drop,
+                check(name, key.replace("_", "-"), scale * a, scale * b, scale * (a - b), t.max_accuracy_drop,
                       "max-accuracy-drop", ".2f", " points")
-        a = (q["fidelity"] or {}).get("top1_agreement")
-        b = (p["fidelity"] or {}).get("top1_agreement")
+        qf, pf = q["fidelity"] or {}, p["fidelity"] or {}
+        a = qf.get("answer_agreement", qf.get("top1_agreement"))
+        b = pf.get("answer_agreement", pf.get("top1_agreement"))
         if a is not None and b is not None:
             check(name, "agreement", 100 * a, 100 * b, 100 * (a - b), t.max_agreement_drop, "max-agreement-drop",
                   ".2f", " points")

@@ -7,6 +7,8 @@
   (:func:`finetune_rows` for rows in memory).
 * :func:`evaluate_file`: a classifier + a labelled file -> accuracy, macro-F1, per-class figures
   (:func:`evaluate_rows`).
+* :func:`finetune_qa`: a checkpoint + questions (``qa_data.read_qa``) -> an extractive QA model;
+  :func:`evaluate_qa`: its SQuAD exact match and F1.
 
 The shipped default model is built by these same functions (``albert_edge.make_default``).
 """
@@ -26,8 +28,10 @@ import torch
 from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_model_path
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
-from albert_edge.model import AlbertForPreTraining, AlbertForSequenceClassification
+from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
+from albert_edge.qa import QASettings, answer_question
+from albert_edge.qa_data import QAExample, squad_scores, training_features
 from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
 from albert_edge.training import (
     TrainingArgs,
@@ -35,6 +39,7 @@ from albert_edge.training import (
     classification_task,
     evaluate,
     pretraining_task,
+    question_answering_task,
     train,
 )
 
@@ -268,3 +273,93 @@ def evaluate_rows(model_path: str | os.PathLike, rows: Sequence[Row], *, max_seq
     labels = model.config.labels
     examples = encode_rows(rows, tokenizer, labels, max_seq_len or model.config.max_position_embeddings)
     return evaluate(model, classification_task(tokenizer.pad_id), examples, batch_size, labels)
+
+
+def finetune_qa(
+    model_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    train_examples: Sequence[QAExample],
+    args: TrainingArgs,
+    *,
+    settings: QASettings | None = None,
+    valid_examples: Sequence[QAExample] = (),
+    dropout: float | None = None,
+    resume: bool = False,
+    resume_changed: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune an extractive QA model (``AlbertForQuestionAnswering``) from the encoder in
+    `model_path` on questions in memory (``qa_data.QAExample``, e.g. from ``read_qa``).
+
+    Windows come from `settings` (default ``QASettings.for_length(min(384, max_position_embeddings))``);
+    each window is labelled with its answer's tokens or [CLS] (``qa_data.training_features``).
+    Writes OUT/model (a checkpoint with spiece.model) and returns the validation figures (token
+    start/span accuracy of the windows; :func:`evaluate_qa` gives EM/F1)."""
+    model_path = Path(resolve_model_path(model_path))
+    tokenizer = AlbertTokenizer.from_pretrained(model_path)
+    source = load_pretrained(model_path)
+    config = dataclasses.replace(source.config, labels=("start", "end"))
+    if dropout is not None:
+        config = dataclasses.replace(config, hidden_dropout_prob=dropout)
+    settings = settings or QASettings.for_length(min(384, config.max_position_embeddings))
+    if settings.max_seq_len > config.max_position_embeddings:
+        raise DataError(f"max_seq_len {settings.max_seq_len} exceeds the model's max_position_embeddings "
+                        f"{config.max_position_embeddings}")
+    torch.manual_seed(args.seed)
+    model = AlbertForQuestionAnswering(config)
+    encoder = getattr(source, "albert", source)
+    result = model.albert.load_state_dict(encoder.state_dict(), strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("pooler.")]
+    unexpected = [k for k in result.unexpected_keys if not k.startswith("pooler.")]  # QA has no pooler
+    if missing or unexpected:
+        raise CheckpointError(f"{model_path}: encoder weights do not fit (missing {missing}, unexpected {unexpected})")
+    train_ft = training_features(train_examples, tokenizer, settings)
+    valid_ft = training_features(valid_examples, tokenizer, settings)
+    tok_file = model_path / SPIECE_MODEL
+    return train(model, question_answering_task(tokenizer.pad_id), train_ft, args, out_dir, eval_examples=valid_ft,
+                 tokenizer_file=tok_file if tok_file.exists() else None, resume=resume,
+                 resume_changed=resume_changed)
+
+
+def answer_eagerly(model_path: str | os.PathLike, examples: Sequence[QAExample], settings: QASettings) -> list[str]:
+    """The best answer text of the QA model in `model_path` (eager fp32) for each question."""
+    model = _load_qa_model(model_path)
+    tokenizer = AlbertTokenizer.from_pretrained(resolve_model_path(model_path))
+    run = _eager_runner(model)
+    return [answer_question(tokenizer, run, e.question, e.context, settings)[0]["answer"] for e in examples]
+
+
+def evaluate_qa(model_path: str | os.PathLike, examples: Sequence[QAExample], settings: QASettings) -> dict[str, Any]:
+    """SQuAD exact match and F1 (percent) of the QA model in `model_path` on `examples`."""
+    return squad_scores(examples, answer_eagerly(model_path, examples, settings))
+
+
+def eager_answers(model_path: str | os.PathLike, question: str, context: str, *, top_k: int = 1,
+                  settings: QASettings | None = None) -> list[dict[str, Any]]:
+    """Answers of the QA checkpoint in `model_path` (eager fp32), ``albert_edge.qa`` decoding;
+    settings default to ``QASettings.for_length(min(384, max_position_embeddings))``."""
+    model = _load_qa_model(model_path)
+    tokenizer = AlbertTokenizer.from_pretrained(resolve_model_path(model_path))
+    settings = settings or QASettings.for_length(min(384, model.config.max_position_embeddings))
+    return answer_question(tokenizer, _eager_runner(model), question, context, settings, top_k)
+
+
+def _eager_runner(model: Any) -> Any:
+    def run(window: Any) -> tuple[Any, Any]:
+        with torch.no_grad():
+            start, end = model(torch.tensor([window.input_ids]), torch.tensor([window.attention_mask]),
+                               torch.tensor([window.token_type_ids]))
+        return start[0].numpy(), end[0].numpy()
+
+    return run
+
+
+def _load_qa_model(model_path: str | os.PathLike) -> AlbertForQuestionAnswering:
+    """A question-answering checkpoint; CheckpointError naming what it is otherwise."""
+    path = Path(resolve_model_path(model_path))
+    model = load_pretrained(path)
+    if not isinstance(model, AlbertForQuestionAnswering):
+        raise CheckpointError(
+            f"{model_path}: the checkpoint is {type(model).__name__}; answering questions needs an "
+            "AlbertForQuestionAnswering one (e.g. 'default-qa', or fine-tune one with workflows.finetune_qa)"
+        )
+    return model

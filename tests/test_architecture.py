@@ -22,20 +22,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "albert_edge"
 LAYERS = [
     # leaves: errors, file writing, machine facts, option plumbing, pure helpers
     {"errors", "_io", "_machine", "_charsmap", "_spm_proto", "_textgen", "_quiet", "_procs", "metrics", "backend_options",
-     "cli_args"},
+     "cli_args", "cloze"},
     # settings: the config, the recipe table, training arguments, the report schema
     {"config", "recipes", "training_args", "report_schema"},
-    # the model core and the tokenizer; reading and drawing a report
-    {"model", "tokenizer", "report", "verdict"},
+    # the model core, the tokenizer and QA windows/decoding; reading and drawing a report
+    {"model", "tokenizer", "qa", "report", "verdict"},
     # what the model core is loaded from, quantized with, trained on; the bundle format
     {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline",
-     "bundle_format"},
+     "bundle_format", "qa_data"},
     # lowering, running programs, the training loop
     {"lowering", "runtime", "training"},
     # making bundles, the eager classifier, profiling, the training workflows
     {"bundle", "classifier", "profiling", "workflows"},
-    # comparing programs, the default-model recipe
-    {"harness", "_harness_worker", "make_default"},
+    # comparing programs, the default-model recipes
+    {"harness", "_harness_worker", "make_default", "make_default_qa"},
     # the command line
     {"cli_train", "cli_compare", "cli", "__main__", "__init__"},
 ]

@@ -1,0 +1,176 @@
+"""Question-answering bundles end to end: export, manifest, goldens, Bundle.answer, `ask`, compare.
+
+The model is the random-weight transformers checkpoint of tests/data/qa_reference (its answers
+are checked against transformers' QA pipeline in test_qa.py); here the programs must answer as
+the eager model does, and every layer around them must carry QA through.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from albert_edge import _textgen
+from albert_edge.bundle import export_bundle, long_context
+from albert_edge.bundle_format import read_goldens, read_manifest
+from albert_edge.cli import main
+from albert_edge.errors import BundleError
+from albert_edge.harness import REFERENCE, DataSettings, LatencySettings, compare
+from albert_edge.qa import QASettings, decode_answers, make_windows
+from albert_edge.qa_data import QAExample, squad_scores, write_qa_jsonl
+from albert_edge.runtime import Bundle
+from albert_edge.workflows import answer_eagerly, eager_answers
+
+pytestmark = pytest.mark.slow  # one export (two programs) and one comparison per module
+
+REFERENCE_MODEL = Path(__file__).resolve().parent / "data" / "qa_reference"
+SENTENCES = [s for s in _textgen.training_corpus()[:600] if "``" not in s and "''" not in s]
+
+
+def _questions(n: int, seed: int = 3) -> list[QAExample]:
+    """Questions whose answer is a word of the context (random models answer anything; the
+    point is that every program answers the same way)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        context = " ".join(rng.sample(SENTENCES, rng.randint(1, 5)))
+        words = context.split()
+        k = rng.randrange(len(words))
+        start = len(" ".join(words[:k])) + (1 if k else 0)
+        out.append(QAExample(f"q{i}", " ".join(rng.sample(words, min(4, len(words)))) + "?", context,
+                             ((words[k], start),)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("qa") / "bundle"
+    return export_bundle(REFERENCE_MODEL, out, ("fp32", "int8"), jobs=2, qa_options={"max_answer_len": 10})
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_dir) -> Bundle:
+    return Bundle.load(bundle_dir)
+
+
+def test_manifest_carries_the_qa_settings(bundle_dir) -> None:
+    manifest = read_manifest(bundle_dir)
+    assert manifest["task"] == "question-answering"
+    # The checkpoint has 160 positions: the QA default of 384 is cut to that.
+    assert manifest["max_seq_len"] == 160
+    assert QASettings.from_dict(manifest["qa"]) == QASettings.for_length(160, max_answer_len=10)
+
+
+def test_programs_answer_as_the_eager_model(bundle) -> None:
+    settings = bundle.qa_settings
+    cases = [(e.question, e.context) for e in _questions(12)] + [("Who runs the ferry?", long_context(160))]
+    windows = [len(make_windows(bundle.tokenizer, q, c, settings)) for q, c in cases]
+    assert max(windows) >= 3  # several windows are covered
+    for q, c in cases:
+        eager = eager_answers(REFERENCE_MODEL, q, c, top_k=3, settings=settings)
+        fp32 = bundle.answer(q, c, top_k=3, program="fp32")
+        assert [(a["answer"], a["start"], a["end"]) for a in fp32] == [(a["answer"], a["start"], a["end"]) for a in eager]
+        assert [a["score"] for a in fp32] == pytest.approx([a["score"] for a in eager], rel=1e-3)
+        for a in bundle.answer(q, c, top_k=2):  # the default program: int8
+            assert c[a["start"]:a["end"]] == a["answer"]
+
+
+def test_qa_goldens_replay_from_their_logits(bundle_dir, bundle) -> None:
+    """What an app checks: its windows equal the goldens', and decoding the golden logits gives
+    the golden answers."""
+    manifest = read_manifest(bundle_dir)
+    goldens = read_goldens(bundle_dir, manifest)
+    assert len(goldens["qa_cases"]) >= 5
+    assert max(len(c["windows"]) for c in goldens["qa_cases"]) >= 3
+    settings = bundle.qa_settings
+    for case in goldens["qa_cases"]:
+        windows = make_windows(bundle.tokenizer, case["question"], case["context"], settings)
+        assert [list(w.input_ids) for w in windows] == [w["input_ids"] for w in case["windows"]]
+        assert [[list(o) for o in w.offsets] for w in windows] == [w["offsets"] for w in case["windows"]]
+        for name, entry in case["programs"].items():
+            answers = decode_answers(windows, [np.asarray(s, np.float32) for s in entry["start_logits"]],
+                                     [np.asarray(e, np.float32) for e in entry["end_logits"]], case["context"],
+                                     settings, bundle.tokenizer.cls_id, case["top_k"])
+            assert [(a["answer"], a["start"], a["end"]) for a in answers] == [
+                (a["answer"], a["start"], a["end"]) for a in entry["answers"]], name
+    assert all(c.ok for c in bundle.check_goldens())
+
+
+def test_edited_qa_settings_are_refused(bundle_dir, tmp_path) -> None:
+    copy = tmp_path / "edited"
+    shutil.copytree(bundle_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["qa"]["max_seq_len"] = 128
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="qa.max_seq_len 128 differs"):
+        read_manifest(copy)
+    del manifest["qa"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="needs qa"):
+        read_manifest(copy)
+
+
+def test_ask_answers_from_a_bundle_and_a_checkpoint(bundle_dir, tmp_path, capsys) -> None:
+    e = _questions(1)[0]
+    assert main(["ask", str(bundle_dir), "--question", e.question, "--context", e.context, "--top-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"# {bundle_dir} (program int8)") and len(lines) == 3
+    score, span, text = lines[1].split("\t")
+    a, b = map(int, span.split("-"))
+    assert e.context[a:b] == text and 0 < float(score) <= 1
+    passage = tmp_path / "passage.txt"
+    passage.write_text(e.context, encoding="utf-8")
+    assert main(["ask", str(REFERENCE_MODEL), "--question", e.question, "--context", f"@{passage}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("(eager fp32)") and len(out) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--question", "", "--context", "some text"], "question is empty"),
+        (["--question", "who?", "--context", "   "], "context is empty"),
+        (["--question", "who?", "--context", "@/nonexistent/passage.txt"], "is not a file"),
+        (["--question", "who?", "--context", "x" * 1_000_001], "at most 100,000"),
+    ],
+)
+def test_ask_refuses_bad_input_in_one_line(bundle_dir, args, message, capsys) -> None:
+    assert main(["ask", str(bundle_dir), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_ask_refuses_a_classification_model(capsys) -> None:
+    assert main(["ask", "default", "--question", "who?", "--context", "Alice."]) == 2
+    assert "AlbertForQuestionAnswering" in capsys.readouterr().err
+
+
+def test_compare_reports_em_f1_agreement_and_changed_answers(bundle_dir, tmp_path) -> None:
+    questions = _questions(30, seed=5)
+    data = write_qa_jsonl(tmp_path / "qa.jsonl", questions)
+    latency = LatencySettings(threads=(1,), warmup=1, rounds=1, runs=1, data_inputs=3)
+    report = compare(bundle_dir, model=REFERENCE_MODEL, out=tmp_path / "cmp", data=DataSettings(str(data)),
+                     latency=latency, progress=False)
+    programs = {p["name"]: p for p in report["programs"]}
+    assert report["data"]["questions"] == 30 and report["data"]["rows"] >= 30
+    # EM/F1 of the eager reference, computed independently of the harness:
+    expected = squad_scores(questions, answer_eagerly(REFERENCE_MODEL, questions, QASettings.from_dict(report["qa"])))
+    assert programs[REFERENCE]["accuracy"]["exact_match"] == pytest.approx(expected["exact_match"])
+    assert programs[REFERENCE]["accuracy"]["f1"] == pytest.approx(expected["f1"])
+    for name in ("fp32", "int8"):
+        p = programs[name]
+        agree = sum(a["answer"] == b["answer"] for a, b in zip(p["answers"], programs[REFERENCE]["answers"])) / 30
+        assert p["fidelity"]["answer_agreement"] == pytest.approx(agree)
+        assert p["flips"]["count"] == round(30 * (1 - agree))
+        for f in p["flips"]["listed"]:
+            assert f["reference"] != f["program"] and f["question"] == questions[f["index"]].question
+    assert programs["fp32"]["fidelity"]["answer_agreement"] == 1.0
+    lengths = [x["seq_len"] for x in report["latency_settings"]["timed_inputs"]]
+    assert {128, 160} <= set(lengths)  # QA inputs are long: probes up to max_seq_len
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    assert "## Question answering (SQuAD exact match and F1, %)" in md and "30 questions" in md

@@ -120,7 +120,7 @@ def tfidf_logreg(
             score = macro_f1(val_y, candidate.predict(x_val).tolist(), labels)
             validation[repr(c)] = score
             log.info("C=%g: validation macro-F1 %.4f", c, score)
-            if score > best:
+            if score > best + 1e-9:  # prefix sums round: an equal score must not win by an ulp
                 best_c, model, best = c, candidate, score
 
     predictions = model.predict(vectorizer.transform(eval_texts)).tolist()
@@ -178,7 +178,7 @@ def sliding_window_answer(question: str, context: str, max_words: int = QA_MAX_A
             if j > n or low[j - 1] in q:
                 break
             score = (prefix[i] - prefix[max(0, i - width)]) + (prefix[min(n, j + width)] - prefix[j])
-            if score > best:
+            if score > best + 1e-9:  # prefix sums round: an equal score must not win by an ulp
                 best, span = score, (words[i].start(), words[j - 1].end())
     return context[span[0] : span[1]] if span else ""
 

@@ -274,8 +274,10 @@ def load_pretrained(
 def save_pretrained(
     model: AlbertPreTrainedModel, path: str | os.PathLike, *, tokenizer_file: str | os.PathLike | None = None
 ) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (and ``spiece.model`` if given) that
-    transformers' ``from_pretrained`` loads to identical outputs. Each file is written atomically."""
+    """Write ``config.json`` + ``model.safetensors`` that transformers' ``from_pretrained`` loads
+    to identical outputs, and the tokenizer if given: an ``spiece.model`` file (copied as
+    ``spiece.model``) or a ``tokenizer.json`` (copied under its name, with the
+    ``tokenizer_config.json`` beside it). Each file is written atomically."""
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
@@ -287,7 +289,13 @@ def save_pretrained(
     model.config.save(directory / "config.json", architecture=type(model).__name__)
     if tokenizer_file is not None:
         src = Path(tokenizer_file)
-        atomic_write(directory / "spiece.model", lambda tmp: shutil.copyfile(src, tmp))
+        names = [(src, "spiece.model")]
+        if src.name == "tokenizer.json":
+            names = [(src, "tokenizer.json")]
+            if (src.parent / "tokenizer_config.json").is_file():
+                names.append((src.parent / "tokenizer_config.json", "tokenizer_config.json"))
+        for source, name in names:
+            atomic_write(directory / name, lambda tmp, source=source: shutil.copyfile(source, tmp))
     return directory
 
 

@@ -89,6 +89,11 @@ def _example(record: Any, where: str, context: Any = None, default_id: str = "")
     for text, start in _answers(raw, where):
         if not isinstance(text, str) or isinstance(start, bool) or not isinstance(start, int):
             raise DataError(f"{where}: an answer needs a string text and an int answer_start, got {text!r}, {start!r}")
+        if not text.strip():
+            raise DataError(f"{where}: an answer's text is empty (a question without an answer has answers: [])")
+        if not 0 <= start <= len(context) - len(text):
+            raise DataError(f"{where}: answer_start={start} is outside the context (0..{len(context) - len(text)} "
+                            f"for the answer {text!r})")
         if context[start : start + len(text)] != text:
             raise DataError(
                 f"{where}: answer {text!r} is not at answer_start={start} of the context "
@@ -102,16 +107,21 @@ def _example(record: Any, where: str, context: Any = None, default_id: str = "")
 def read_qa(path: str | Path, limit: int | None = None) -> list[QAExample]:
     """Questions of a SQuAD JSON or JSON Lines file (see the module docstring)."""
     path = Path(path)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataError(f"limit={limit!r}; accepted: None or a positive integer")
     if not path.is_file():
         raise DataError(f"QA data file {path} does not exist (SQuAD .json or .jsonl)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is allowed
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start})") from None
     examples: list[QAExample] = []
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as e:
+        if path.suffix.lower() == ".json":
+            raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                            "expected SQuAD JSON (or JSON Lines in a .jsonl file)") from None
         doc = None  # JSON Lines (or broken: the line-by-line read below says where)
     if isinstance(doc, dict) and "data" in doc:
         if not isinstance(doc["data"], list):

@@ -237,9 +237,9 @@ def finetune_rows(
                                   f"unexpected {result.unexpected_keys})")
     train_ex = encode_rows(train_rows, tokenizer, labels, max_seq_len)
     valid_ex = encode_rows(valid_rows, tokenizer, labels, max_seq_len)
-    tok_file = model_path / SPIECE_MODEL
+    tok_file = _tokenizer_file(model_path)
     return train(model, classification_task(tokenizer.pad_id), train_ex, args, out_dir, eval_examples=valid_ex,
-                 labels=labels, tokenizer_file=tok_file if tok_file.exists() else None, resume=resume,
+                 labels=labels, tokenizer_file=tok_file, resume=resume,
                  resume_changed=resume_changed)
 
 
@@ -314,9 +314,9 @@ def finetune_qa(
         raise CheckpointError(f"{model_path}: encoder weights do not fit (missing {missing}, unexpected {unexpected})")
     train_ft = training_features(train_examples, tokenizer, settings)
     valid_ft = training_features(valid_examples, tokenizer, settings)
-    tok_file = model_path / SPIECE_MODEL
+    tok_file = _tokenizer_file(model_path)
     return train(model, question_answering_task(tokenizer.pad_id), train_ft, args, out_dir, eval_examples=valid_ft,
-                 tokenizer_file=tok_file if tok_file.exists() else None, resume=resume,
+                 tokenizer_file=tok_file, resume=resume,
                  resume_changed=resume_changed)
 
 
@@ -363,3 +363,11 @@ def _load_qa_model(model_path: str | os.PathLike) -> AlbertForQuestionAnswering:
             "AlbertForQuestionAnswering one (e.g. 'default-qa', or fine-tune one with workflows.finetune_qa)"
         )
     return model
+
+
+def _tokenizer_file(model_path: Path) -> Path | None:
+    """The checkpoint's tokenizer file that a fine-tuned model carries on: spiece.model, else tokenizer.json."""
+    for name in (SPIECE_MODEL, "tokenizer.json"):
+        if (model_path / name).is_file():
+            return model_path / name
+    return None

@@ -162,3 +162,28 @@ def test_matches_transformers(tok: AlbertTokenizer, hf_tok, a: str, b: str | Non
     short = tok.encode(a, b, max_length=max_length)
     ref = hf_tok([a], [b] if b is not None else None, max_length=max_length, truncation="longest_first")
     assert list(short.input_ids) == ref["input_ids"][0]
+
+
+def _deletes_nothing(text: str) -> bool:
+    """No TeX quotes and nothing normalization deletes: offsets then equal transformers' exactly."""
+    return "``" not in text and "''" not in text and not any(
+        unicodedata.category(c) in ("Mn", "Mc", "Me", "Cc", "Cf") for c in text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=wide_text, b=st.one_of(st.none(), wide_text))
+def test_offsets_match_transformers_by_the_documented_rules(tok: AlbertTokenizer, hf_tok, a: str, b: str | None) -> None:
+    """docs/tokenizer.md: a bare "▁" gets the empty span where its word starts; characters that
+    normalization deletes (and the first of a TeX quote pair) stay inside our spans, which so
+    contain transformers' spans; otherwise the spans are transformers'."""
+    ours = tok.encode(a, b)
+    ref = hf_tok([a], [b] if b is not None else None, return_offsets_mapping=True)["offset_mapping"][0]
+    assert len(ref) == len(ours.offsets)
+    exact = _deletes_nothing(a) and (b is None or _deletes_nothing(b))
+    for token, (s, e), (hs, he) in zip(ours.tokens, ours.offsets, ref):
+        if token == "▁":
+            assert s == e and (not exact or s == hs), (a, b)
+        elif exact:
+            assert (s, e) == (hs, he), (a, b, token)
+        else:
+            assert s <= hs and he <= e, (a, b, token)

@@ -57,26 +57,24 @@ DEFAULT_QA_MODEL_DIR = Path(__file__).parent / "default_qa_model"
 DEFAULT_MODEL_FILES = ("config.json", "model.safetensors", "spiece.model")
 
 
-def default_model_dir() -> Path:
-    """The folder of the shipped default model; CheckpointError if the package lacks it."""
-    missing = [f for f in DEFAULT_MODEL_FILES if not (DEFAULT_MODEL_DIR / f).is_file()]
+def _shipped(directory: Path, name: str, make_target: str) -> Path:
+    missing = [f for f in DEFAULT_MODEL_FILES if not (directory / f).is_file()]
     if missing:
         raise CheckpointError(
-            f"{DEFAULT_MODEL_DIR}: the default model is incomplete (missing {', '.join(missing)}); "
-            "reinstall albert-edge or rebuild it with `make default-model`"
+            f"{directory}: the {name} model is incomplete (missing {', '.join(missing)}); "
+            f"reinstall albert-edge or rebuild it with `make {make_target}`"
         )
-    return DEFAULT_MODEL_DIR
+    return directory
+
+
+def default_model_dir() -> Path:
+    """The folder of the shipped default model; CheckpointError if the package lacks it."""
+    return _shipped(DEFAULT_MODEL_DIR, "default", "default-model")
 
 
 def default_qa_model_dir() -> Path:
     """The folder of the shipped question-answering model; CheckpointError if the package lacks it."""
-    missing = [f for f in DEFAULT_MODEL_FILES if not (DEFAULT_QA_MODEL_DIR / f).is_file()]
-    if missing:
-        raise CheckpointError(
-            f"{DEFAULT_QA_MODEL_DIR}: the default-qa model is incomplete (missing {', '.join(missing)}); "
-            "reinstall albert-edge or rebuild it with `make default-qa-model`"
-        )
-    return DEFAULT_QA_MODEL_DIR
+    return _shipped(DEFAULT_QA_MODEL_DIR, "default-qa", "default-qa-model")
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> str | os.PathLike:

@@ -26,7 +26,6 @@ import dataclasses
 import json
 import logging
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import torch
 
 from albert_edge import corpora
-from albert_edge._io import atomic_write_json, atomic_write_text, replaced_dir
+from albert_edge._io import atomic_write_json, atomic_write_text
 from albert_edge._machine import cpu_name
 from albert_edge.baseline import sliding_window_answers
 from albert_edge.bundle import export_bundle
@@ -44,6 +43,7 @@ from albert_edge.qa import QASettings
 from albert_edge.qa_data import QAExample, cloze_split, read_qa, squad_scores, write_qa_jsonl
 from albert_edge.runtime import Bundle
 from albert_edge.training import CHECKPOINT_DIR, TrainingArgs, read_log
+from albert_edge.make_default import install_model
 from albert_edge.workflows import answer_eagerly, finetune_qa
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, install: bool = Fa
     atomic_write_json(out / "card.json", card)
     atomic_write_text(out / "MODEL_CARD.md", model_card(card))
     if install:
-        install_model(out)
+        install_model(out, DEFAULT_QA_MODEL_DIR)  # the same files as the default model's
     return card
 
 
@@ -181,17 +181,6 @@ def build_card(out: Path, args: TrainingArgs, tuned: dict[str, Any], base: dict[
         "hardware": {"cpu": cpu_name(), "python": platform.python_version(), "torch": torch.__version__},
         "command": "python -m albert_edge.make_default_qa --out out/default-qa --install",
     }
-
-
-def install_model(out: Path, target: Path = DEFAULT_QA_MODEL_DIR) -> Path:
-    """Copy the fine-tuned model, tokenizer and card into the package (atomic folder swap)."""
-    src = out / "finetune" / "model"
-    with replaced_dir(target) as tmp:
-        for name in ("config.json", "model.safetensors", "spiece.model"):
-            shutil.copyfile(src / name, tmp / name)
-        shutil.copyfile(out / "card.json", tmp / "card.json")
-        shutil.copyfile(out / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
-    return target
 
 
 def _minutes(seconds: float) -> str:

@@ -204,16 +204,7 @@ def question_answering_task(pad_id: int) -> Task:
 def collate_qa(features: Sequence[Any], pad_id: int) -> dict[str, Tensor]:
     """``qa_data.QAFeature`` windows padded to the longest. -> int64 (B, S) input_ids,
     attention_mask, token_type_ids; (B,) start_positions, end_positions."""
-    S = max(len(f.input_ids) for f in features)
-    ids = torch.full((len(features), S), pad_id, dtype=torch.long)
-    types = torch.zeros((len(features), S), dtype=torch.long)
-    mask = torch.zeros((len(features), S), dtype=torch.long)
-    for i, f in enumerate(features):
-        n = len(f.input_ids)
-        ids[i, :n] = torch.tensor(f.input_ids)
-        types[i, :n] = torch.tensor(f.token_type_ids)
-        mask[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+    return {**_padded(features, pad_id),
             "start_positions": torch.tensor([f.start_position for f in features]),
             "end_positions": torch.tensor([f.end_position for f in features])}
 
@@ -221,6 +212,14 @@ def collate_qa(features: Sequence[Any], pad_id: int) -> dict[str, Tensor]:
 def collate_classification(examples: Sequence[ClassificationExample], pad_id: int) -> dict[str, Tensor]:
     """Pad to the longest example in the batch. -> int64 (B, S) input_ids, attention_mask,
     token_type_ids; labels (B,) int64 (float32 for regression)."""
+    regression = isinstance(examples[0].label, float)
+    labels = torch.tensor([e.label for e in examples], dtype=torch.float32 if regression else torch.long)
+    return {**_padded(examples, pad_id), "labels": labels}
+
+
+def _padded(examples: Sequence[Any], pad_id: int) -> dict[str, Tensor]:
+    """``input_ids`` and ``token_type_ids`` of each example padded to the longest -> int64 (B, S)
+    input_ids, attention_mask, token_type_ids."""
     S = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), S), pad_id, dtype=torch.long)
     types = torch.zeros((len(examples), S), dtype=torch.long)
@@ -230,9 +229,7 @@ def collate_classification(examples: Sequence[ClassificationExample], pad_id: in
         ids[i, :n] = torch.tensor(e.input_ids)
         types[i, :n] = torch.tensor(e.token_type_ids)
         mask[i, :n] = 1
-    regression = isinstance(examples[0].label, float)
-    labels = torch.tensor([e.label for e in examples], dtype=torch.float32 if regression else torch.long)
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": labels}
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 # ---- distributed helpers ------------------------------------------------------------------

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from export_models import lowered_text_classifier
+
 from albert_edge import _textgen
-from albert_edge.bundle import export_bundle, long_context
+from albert_edge.bundle import export_bundle, long_context, write_bundle
 from albert_edge.bundle_format import read_goldens, read_manifest
 from albert_edge.cli import main
 from albert_edge.errors import BundleError
@@ -145,9 +147,16 @@ def test_ask_refuses_bad_input_in_one_line(bundle_dir, args, message, capsys) ->
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_ask_refuses_a_classification_model(capsys) -> None:
+def test_ask_refuses_a_classification_model(spiece_model_path, tmp_path, capsys) -> None:
     assert main(["ask", "default", "--question", "who?", "--context", "Alice."]) == 2
     assert "AlbertForQuestionAnswering" in capsys.readouterr().err
+    lowered = lowered_text_classifier(spiece_model_path)
+    bundle = write_bundle(tmp_path / "clf", lowered.model, list(lowered.programs.values()), lowered.tokenizer)
+    assert main(["ask", str(bundle), "--question", "who?", "--context", "Alice."]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "answer needs a 'question-answering' bundle" in err and "sequence-classification" in err
+    with pytest.raises(BundleError, match="no QA settings"):
+        Bundle.load(bundle).qa_settings
 
 
 def test_compare_reports_em_f1_agreement_and_changed_answers(bundle_dir, tmp_path) -> None:

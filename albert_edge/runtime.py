@@ -495,9 +495,11 @@ class Bundle:
         sequence-classification bundles with a tokenizer and at least two labels.
         """
         if self.task != "sequence-classification":
+            hint = ("answer questions with bundle.answer or `albert-edge ask`" if self.task == QA_TASK
+                    else "run its programs directly with bundle.programs[name].run")
             raise BundleError(
                 f"{self.path}: classify needs a sequence-classification bundle; this bundle's task "
-                f"is {self.task!r} (run its programs directly with bundle.programs[name].run)"
+                f"is {self.task!r} ({hint})"
             )
         if len(self.labels) < 2:
             raise BundleError(
@@ -578,8 +580,39 @@ class Bundle:
                         worst = math.inf
                     elif len(diffs):
                         worst = max(worst, float(diffs.max()))
-            checks.append(GoldenCheck(pname, len(cases), worst, goldens["tolerances"][pname]["atol"], mismatches))
+            qa_cases = goldens.get("qa_cases", [])
+            worst = max(worst, self._qa_golden_diff(prog, pname, qa_cases))
+            checks.append(GoldenCheck(pname, len(cases) + len(qa_cases), worst, goldens["tolerances"][pname]["atol"],
+                                      mismatches + self._qa_window_mismatches(qa_cases, len(cases))))
         return checks
+
+    def _qa_window_mismatches(self, qa_cases: Sequence[dict[str, Any]], first: int) -> list[int]:
+        """Indices (numbered after the text cases) of QA golden cases whose windows differ."""
+        if not qa_cases or self.tokenizer is None:
+            return []
+        settings = self.qa_settings
+        differ = []
+        for k, case in enumerate(qa_cases):
+            windows = make_windows(self.tokenizer, case["question"], case["context"], settings)
+            # Golden windows of a fixed-length bundle are padded: compare the real tokens.
+            want = [w["input_ids"][: sum(w["attention_mask"])] for w in case["windows"]]
+            if [list(w.input_ids) for w in windows] != want:
+                differ.append(first + k)
+        return differ
+
+    def _qa_golden_diff(self, prog: Program, pname: str, qa_cases: Sequence[dict[str, Any]]) -> float:
+        """Largest |logit - golden logit| of ``prog`` over the QA golden cases' windows."""
+        worst = 0.0
+        for case in qa_cases:
+            expected = case["programs"][pname]
+            for w, start, end in zip(case["windows"], expected["start_logits"], expected["end_logits"]):
+                got = prog.run(*(torch.tensor([w[n]], dtype=torch.int64) for n in INPUT_NAMES))[:2]
+                for out, want in zip(got, (start, end)):
+                    if out.numel() != len(want):
+                        return math.inf
+                    diff = float(np.abs(out[0].numpy().astype(np.float64) - np.asarray(want, np.float64)).max())
+                    worst = math.inf if math.isnan(diff) else max(worst, diff)
+        return worst
 
 
 def _check_program_matches(program: Program, entry: dict[str, Any], manifest: dict[str, Any], root: Path) -> None:

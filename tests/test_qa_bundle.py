@@ -183,3 +183,23 @@ def test_compare_reports_em_f1_agreement_and_changed_answers(bundle_dir, tmp_pat
     assert {128, 160} <= set(lengths)  # QA inputs are long: probes up to max_seq_len
     md = (tmp_path / "cmp" / "report.md").read_text()
     assert "## Question answering (SQuAD exact match and F1, %)" in md and "30 questions" in md
+
+
+def test_verify_replays_the_qa_cases_and_catches_a_changed_logit(bundle_dir, tmp_path, capsys) -> None:
+    assert main(["verify", str(bundle_dir)]) == 0
+    out = capsys.readouterr().out
+    n = len(read_goldens(bundle_dir, read_manifest(bundle_dir))["cases"]) + 6
+    assert f"{n} cases" in out and "FAILED" not in out
+    copy = tmp_path / "edited"
+    shutil.copytree(bundle_dir, copy)
+    goldens = json.loads((copy / "goldens.json").read_text())
+    goldens["qa_cases"][0]["programs"]["fp32"]["start_logits"][0][1] += 0.5
+    (copy / "goldens.json").write_text(json.dumps(goldens))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    from albert_edge.bundle_format import file_entry
+
+    manifest["goldens"].update(file_entry(copy / "goldens.json"))
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    checks = {c.program: c for c in Bundle.load(copy).check_goldens()}
+    assert not checks["fp32"].ok and checks["fp32"].max_abs_diff == pytest.approx(0.5, abs=1e-3)
+    assert checks["int8"].ok

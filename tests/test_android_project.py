@@ -121,3 +121,30 @@ def test_executorch_calls_live_in_one_kotlin_file():
     calls = re.compile(r"\bModule\.load\s*\(|\bTensor\.fromBlob\s*\(|import org\.pytorch\.executorch\.")
     files = sorted(p.relative_to(ANDROID) for p in APP_MAIN.rglob("*.kt") if calls.search(p.read_text()))
     assert len(files) == 1, f"ExecuTorch is called from {[str(f) for f in files]}; keep it in one class"
+
+
+def test_no_jvm_toolchain_request_without_a_resolver():
+    """A toolchain request (jvmToolchain, java.toolchain) fails where no matching JDK is installed,
+    unless settings apply a resolver (foojay); without one, each module targets 17 explicitly."""
+    settings = _strip_comments((ANDROID / "settings.gradle.kts").read_text())
+    has_resolver = "org.gradle.toolchains.foojay-resolver" in settings
+    for script in _gradle_scripts():
+        text = _strip_comments(script.read_text())
+        if not has_resolver:
+            assert not re.search(r"\bjvmToolchain\s*\(|\btoolchain\s*\{|languageVersion\.set", text), (
+                f"{script}: requests a JVM toolchain, but settings.gradle.kts applies no toolchain resolver"
+            )
+        if "libs.plugins.kotlin" in text and script.parent != ANDROID:
+            assert "jvmTarget.set(JvmTarget.JVM_17)" in text, f"{script}: no jvmTarget 17"
+            assert "sourceCompatibility = JavaVersion.VERSION_17" in text, f"{script}: no Java source 17"
+            assert "targetCompatibility = JavaVersion.VERSION_17" in text, f"{script}: no Java target 17"
+
+
+def test_wrapper_properties_pin_gradle_8_9():
+    props = dict(
+        line.split("=", 1)
+        for line in (ANDROID / "gradle" / "wrapper" / "gradle-wrapper.properties").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["distributionUrl"] == r"https\://services.gradle.org/distributions/gradle-8.9-bin.zip"
+    assert re.fullmatch(r"[0-9a-f]{64}", props["distributionSha256Sum"])

@@ -25,11 +25,15 @@ $(CORPORA): $(STAMP)
 corpora: $(CORPORA)
 
 # The Kotlin toolchain for android_demo/textcore's JVM tests (tests/test_android_textcore.py): the
-# npm package kotlin-compiler (JetBrains' full compiler) under .kotlin/, and Debian's junit4.
-KOTLIN := .kotlin/.installed
+# npm package kotlin-compiler (JetBrains' full compiler) under .kotlin/, at the catalog's Kotlin
+# version (android_demo/gradle/libs.versions.toml; the test checks they match), and Debian's
+# junit4. The stamp names the version, so changing it replaces an older install.
+KOTLIN_VERSION := 2.1.0
+KOTLIN := .kotlin/.installed-$(KOTLIN_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(KOTLIN):
-	npm install --silent --prefix .kotlin --no-save kotlin-compiler@2.4.20
+	rm -rf .kotlin
+	npm install --silent --prefix .kotlin --no-save kotlin-compiler@$(KOTLIN_VERSION)
 	test -f /usr/share/java/junit4.jar || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq junit4; }
 	touch $(KOTLIN)
 

@@ -17,6 +17,7 @@ import random
 import re
 import subprocess
 import sys
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
@@ -36,6 +37,7 @@ JUNIT_JARS = [
 GOLDENS = REPO / "export" / "goldens"
 SPIECE = GOLDENS / "spiece.model"
 FIXTURE = TEXTCORE / "src" / "test" / "resources" / "postprocess_cases.json"
+CATALOG = REPO / "android_demo" / "gradle" / "libs.versions.toml"
 
 
 def _check_toolchain() -> None:
@@ -45,6 +47,18 @@ def _check_toolchain() -> None:
             f"Kotlin toolchain missing ({', '.join(missing)}); run `make kotlin` first",
             pytrace=False,
         )
+
+
+def test_kotlinc_is_the_catalogs_kotlin() -> None:
+    """The JVM tests compile with the Kotlin the Gradle build uses, so they reject what it rejects."""
+    _check_toolchain()
+    with CATALOG.open("rb") as f:
+        want = tomllib.load(f)["versions"]["kotlin"]
+    build = (KOTLINC.parent.parent / "build.txt").read_text().strip()  # e.g. 2.1.0-release-394
+    assert build.split("-")[0] == want, (
+        f"{KOTLINC} is Kotlin {build}, {CATALOG.relative_to(REPO)} pins {want}; "
+        "set KOTLIN_VERSION in the Makefile to it and run `make kotlin`"
+    )
 
 
 @pytest.fixture(scope="session")

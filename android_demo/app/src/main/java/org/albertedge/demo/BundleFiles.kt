@@ -2,13 +2,21 @@ package org.albertedge.demo
 
 import java.io.File
 import java.security.MessageDigest
+import java.util.concurrent.ConcurrentHashMap
 import org.albertedge.textcore.FileEntry
 
 /** Checks one file named by the manifest (export/BUNDLE.md, "Validating a bundle", step 3). */
 object BundleFiles {
+    /** A file as it was when hashed; a change of size or modification time means hash it again. */
+    private data class FileStamp(val path: String, val sizeBytes: Long, val lastModified: Long)
+
+    /** SHA-256 of each file already hashed, so switching programs or threads does not re-hash. */
+    private val hashes = ConcurrentHashMap<FileStamp, String>()
+
     /**
      * Returns the file when it exists with the manifest's size and SHA-256; otherwise throws a
-     * [BundleException] naming the file, the expected and the actual value.
+     * [BundleException] naming the file, the expected and the actual value. The hash is computed
+     * once per (path, size, modification time).
      */
     fun verified(dir: File, entry: FileEntry): File {
         val name = entry.file
@@ -27,7 +35,8 @@ object BundleFiles {
                 "${file.path} has $size bytes, the manifest says $expectedSize: the bundle was partly copied or edited; push it again"
             )
         }
-        val actualSha = sha256(file)
+        val stamp = FileStamp(file.absolutePath, size, file.lastModified())
+        val actualSha = hashes.getOrPut(stamp) { sha256(file) }
         if (!actualSha.equals(expectedSha256, ignoreCase = true)) {
             throw BundleException("${file.path} has SHA-256 $actualSha, the manifest says $expectedSha256")
         }

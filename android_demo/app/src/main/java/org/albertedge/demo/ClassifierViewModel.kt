@@ -6,13 +6,15 @@ import androidx.lifecycle.AndroidViewModel
 import androidx.lifecycle.viewModelScope
 import java.io.IOException
 import java.io.InputStream
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
-import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.sync.Mutex
 import kotlinx.coroutines.sync.withLock
 import org.albertedge.textcore.AlbertTokenizer
@@ -48,7 +50,8 @@ data class UiState(
     /** Native heap the loaded program added: after load, and after its first forward (bytes). */
     val heapAddedByLoad: Long? = null,
     val heapAddedByFirstForward: Long? = null,
-    val text: String = SAMPLES.first(),
+    /** No bundle could be read: the screen offers "Retry" (runs the locator again). */
+    val canRetry: Boolean = false,
     val result: Classification? = null,
 ) {
     companion object {
@@ -77,29 +80,51 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
     private var tokenizer: AlbertTokenizer? = null
     private var classifier: ExecutorchClassifier? = null
 
+    /** The last text submitted by the screen (which owns the text field); re-run after a reload. */
+    private var submittedText: String = UiState.SAMPLES.first()
+
     init {
+        loadBundle()
+    }
+
+    /** Looks for the bundle again, e.g. after push_bundle.sh when none was found. */
+    fun retry() = loadBundle()
+
+    private fun loadBundle() {
+        _state.update { it.copy(canRetry = false) }
         launchModelWork("Loading the bundle…") {
-            val app = getApplication<Application>()
-            val located = BundleLocator(app.filesDir, AndroidAssets(app.assets)).locate()
-            bundle = located
-            val manifest = located.manifest
-            val settings = manifest.tokenizer
-                ?: throw BundleException("${located.dir.path}/manifest.json has no tokenizer; this app needs one to encode text")
-            val spiece = BundleFiles.verified(located.dir, settings.file).readBytes()
-            tokenizer = AlbertTokenizer.fromManifest(manifest, spiece)
-            _state.update {
-                it.copy(
-                    bundleDescription = "${located.dir.path} (${located.origin.description}): " +
-                        "${manifest.task}, labels ${manifest.labels.joinToString()}, max ${manifest.maxSeqLen} tokens",
-                    programs = manifest.programs.map { p -> ProgramChoice(p.name, p.file.sizeBytes, p.dynamic) },
-                )
+            if (bundle == null) {
+                try {
+                    locateBundle()
+                } catch (e: Throwable) {
+                    _state.update { it.copy(canRetry = true) } // no bundle yet: offer "Retry"
+                    throw e
+                }
             }
+            val manifest = checkNotNull(bundle).manifest
             loadProgram(manifest.defaultProgram, threads = 0)
             classifyCurrentText()
         }
     }
 
-    fun onTextChange(text: String) = _state.update { it.copy(text = text) }
+    /** Finds the bundle and reads its manifest and tokenizer (sets [bundle] last, once all succeeded). */
+    private fun locateBundle() {
+        val app = getApplication<Application>()
+        val located = BundleLocator(app.filesDir, AndroidAssets(app.assets)).locate()
+        val manifest = located.manifest
+        val settings = manifest.tokenizer
+            ?: throw BundleException("${located.dir.path}/manifest.json has no tokenizer; this app needs one to encode text")
+        val spiece = BundleFiles.verified(located.dir, settings.file).readBytes()
+        tokenizer = AlbertTokenizer.fromManifest(manifest, spiece)
+        _state.update {
+            it.copy(
+                bundleDescription = "${located.dir.path} (${located.origin.description}): " +
+                    "${manifest.task}, labels ${manifest.labels.joinToString()}, max ${manifest.maxSeqLen} tokens",
+                programs = manifest.programs.map { p -> ProgramChoice(p.name, p.file.sizeBytes, p.dynamic) },
+            )
+        }
+        bundle = located
+    }
 
     fun selectProgram(name: String) = launchModelWork("Loading $name…") {
         loadProgram(name, _state.value.selectedThreads)
@@ -111,7 +136,10 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
         classifyCurrentText()
     }
 
-    fun classify() = launchModelWork("Running…") { classifyCurrentText() }
+    fun classify(text: String) = launchModelWork("Running…") {
+        submittedText = text
+        classifyCurrentText()
+    }
 
     /** Closes the current program first: the thread pool must not be resized under a loaded one. */
     private fun loadProgram(name: String, threads: Int) {
@@ -134,7 +162,7 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
         val model = classifier ?: throw BundleException("no program loaded")
         val tok = tokenizer ?: throw BundleException("no tokenizer loaded")
         val manifest = located.manifest
-        val text = _state.value.text
+        val text = submittedText
         val inputs = programInputs(tok.encode(text, maxLength = manifest.maxSeqLen), model.program, manifest)
         var logits = FloatArray(0)
         val latency = measureLatency(warmup = 3, runs = 20) { logits = model.logits(inputs) }
@@ -159,23 +187,38 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
                 try {
                     work()
                     _state.update { it.copy(busy = false, status = "Ready") }
+                } catch (e: CancellationException) {
+                    throw e // the ViewModel is cleared; not an error to show
                 } catch (e: BundleException) {
                     _state.update { it.copy(busy = false, status = "Bundle problem", error = e.message) }
-                } catch (e: RuntimeException) {
-                    // ExecuTorch errors (ExecutorchRuntimeException), bad inputs, manifest mismatches
-                    _state.update { it.copy(busy = false, status = "Failed", error = "${e.javaClass.simpleName}: ${e.message}") }
                 } catch (e: IOException) {
                     _state.update { it.copy(busy = false, status = "Failed", error = "I/O error: ${e.message}") }
+                } catch (e: Throwable) {
+                    // The native boundary: ExecuTorch errors (ExecutorchRuntimeException), bad inputs and
+                    // manifest mismatches, and Errors from loading the native library
+                    // (UnsatisfiedLinkError, ExceptionInInitializerError) are shown, never a crash.
+                    _state.update { it.copy(busy = false, status = "Failed", error = "${e.javaClass.simpleName}: ${e.message}") }
                 }
             }
         }
     }
 
     override fun onCleared() {
-        // Wait for a running inference to finish before destroying the native module.
-        runBlocking { modelLock.withLock { classifier?.close(); classifier = null } }
+        // Never block the main thread here (a running load plus 23 forward calls would be an ANR).
+        // viewModelScope is already cancelled, so the release runs on [releaseScope], which outlives
+        // the ViewModel: it takes the lock after any in-flight work (native calls do not stop on
+        // cancellation) and then closes the native module.
+        releaseScope.launch {
+            modelLock.withLock {
+                classifier?.close()
+                classifier = null
+            }
+        }
     }
 }
+
+/** Process-wide: releases native modules of cleared ViewModels in the background. */
+private val releaseScope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
 
 fun threadsLabel(threads: Int): String = if (threads == 0) "auto threads" else "$threads thread${if (threads == 1) "" else "s"}"
 

@@ -98,7 +98,8 @@ class ExecutorchClassifier private constructor(
                     checkConstant(module, file, "get_vocab_size", manifest.vocabSize.toLong())
                     checkConstant(module, file, "get_type_vocab_size", manifest.typeVocabSize.toLong())
                     ExecutorchClassifier(module, program, numThreads, loadMillis, heapBefore, heapAdded).also { open = it }
-                } catch (e: RuntimeException) {
+                } catch (e: Throwable) {
+                    // Whatever failed (an ExecuTorch error, a native Error), the module is released.
                     module.destroy()
                     throw e
                 }

@@ -19,10 +19,10 @@ class MainActivity : ComponentActivity() {
                 val state = viewModel.state.collectAsStateWithLifecycle().value
                 ClassifierScreen(
                     state = state,
-                    onTextChange = viewModel::onTextChange,
                     onClassify = viewModel::classify,
                     onSelectProgram = viewModel::selectProgram,
                     onSelectThreads = viewModel::selectThreads,
+                    onRetry = viewModel::retry,
                 )
             }
         }

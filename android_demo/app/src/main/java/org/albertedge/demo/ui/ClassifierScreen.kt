@@ -25,6 +25,10 @@ import androidx.compose.material3.OutlinedTextField
 import androidx.compose.material3.Surface
 import androidx.compose.material3.Text
 import androidx.compose.runtime.Composable
+import androidx.compose.runtime.getValue
+import androidx.compose.runtime.mutableStateOf
+import androidx.compose.runtime.saveable.rememberSaveable
+import androidx.compose.runtime.setValue
 import androidx.compose.ui.Alignment
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.text.font.FontWeight
@@ -34,15 +38,20 @@ import org.albertedge.demo.Classification
 import org.albertedge.demo.UiState
 import org.albertedge.demo.threadsLabel
 
-/** The whole screen; stateless: everything comes from [state], every action goes to a callback. */
+/**
+ * The whole screen: everything comes from [state], every action goes to a callback. The text
+ * field's value is the one piece of state the screen owns (saved across recreation), so typing
+ * never round-trips through the ViewModel; [onClassify] receives the text.
+ */
 @Composable
 fun ClassifierScreen(
     state: UiState,
-    onTextChange: (String) -> Unit,
-    onClassify: () -> Unit,
+    onClassify: (String) -> Unit,
     onSelectProgram: (String) -> Unit,
     onSelectThreads: (Int) -> Unit,
+    onRetry: () -> Unit,
 ) {
+    var text by rememberSaveable { mutableStateOf(UiState.SAMPLES.first()) }
     Surface(modifier = Modifier.fillMaxSize()) {
         Column(
             modifier = Modifier
@@ -53,6 +62,9 @@ fun ClassifierScreen(
         ) {
             Text("ALBERT on ExecuTorch", style = MaterialTheme.typography.headlineSmall)
             StatusLine(state)
+            if (state.canRetry && !state.busy) {
+                Button(onClick = onRetry) { Text("Retry") }
+            }
             state.bundleDescription?.let { Text(it, style = MaterialTheme.typography.bodySmall) }
 
             if (state.programs.isNotEmpty()) {
@@ -67,14 +79,14 @@ fun ClassifierScreen(
             }
 
             OutlinedTextField(
-                value = state.text,
-                onValueChange = onTextChange,
+                value = text,
+                onValueChange = { text = it },
                 label = { Text("Text") },
                 modifier = Modifier.fillMaxWidth(),
                 minLines = 2,
             )
-            ChoiceRow("Samples", UiState.SAMPLES, state.text, true, { it.take(24) + if (it.length > 24) "…" else "" }, onTextChange)
-            Button(onClick = onClassify, enabled = !state.busy && state.selectedProgram != null) {
+            ChoiceRow("Samples", UiState.SAMPLES, text, true, { it.take(24) + if (it.length > 24) "…" else "" }) { text = it }
+            Button(onClick = { onClassify(text) }, enabled = !state.busy && state.selectedProgram != null) {
                 Text("Classify")
             }
 

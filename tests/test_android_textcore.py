@@ -407,6 +407,46 @@ def test_tokenize_tool_errors(textcore_jar: Path, tmp_path: Path) -> None:
     ]
 
 
+APP_SOURCES = REPO / "android_demo" / "app" / "src" / "main" / "java" / "org" / "albertedge" / "demo"
+STUBS = REPO / "android_demo" / "tools" / "stubs"
+
+
+@pytest.mark.slow
+def test_sdk_free_app_sources_compile_against_stubs(textcore_jar: Path, tmp_path: Path) -> None:
+    """The app sources that need no Android SDK compile with the catalog's Kotlin.
+
+    Compiled: ProgramInputs.kt, BundleFiles.kt, BundleLocator.kt, Latency.kt and
+    ExecutorchClassifier.kt, against textcore and the signature-only stubs in
+    android_demo/tools/stubs/ (ExecuTorch's Module, EValue, Tensor, and android.os.Debug, with the
+    Java signatures of the real classes), so a wrong ExecuTorch call fails here.
+    Left out (they need the Android SDK, AndroidX or Compose): ClassifierViewModel.kt
+    (AndroidViewModel, AssetManager), MainActivity.kt, ui/ClassifierScreen.kt, and
+    androidTest/.../GoldenReplayTest.kt.
+    """
+    names = ["ProgramInputs.kt", "BundleFiles.kt", "BundleLocator.kt", "Latency.kt", "ExecutorchClassifier.kt"]
+    stubs = sorted(STUBS.rglob("*.java"))
+    assert stubs, f"no stubs under {STUBS}"
+    r = subprocess.run(
+        [
+            str(KOTLINC),
+            "-jvm-target",
+            "17",
+            "-Werror",
+            "-cp",
+            str(textcore_jar),
+            "-d",
+            str(tmp_path / "classes"),
+            *(str(APP_SOURCES / n) for n in names),
+            *map(str, stubs),  # Java sources: resolved for their signatures, not compiled
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, f"kotlinc failed on the app sources:\n{r.stdout}{r.stderr}"
+    assert (tmp_path / "classes" / "org" / "albertedge" / "demo" / "ExecutorchClassifier.class").is_file()
+
+
 def test_postprocess_fixture_is_up_to_date(tmp_path: Path) -> None:
     out = tmp_path / "postprocess_cases.json"
     r = subprocess.run(

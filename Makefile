@@ -26,9 +26,9 @@ corpora: $(CORPORA)
 
 # The Kotlin toolchain for android_demo/textcore's JVM tests (tests/test_android_textcore.py): the
 # npm package kotlin-compiler (JetBrains' full compiler) under .kotlin/, at the catalog's Kotlin
-# version (android_demo/gradle/libs.versions.toml; the test checks they match), and Debian's
-# junit4. The stamp names the version, so changing it replaces an older install.
-KOTLIN_VERSION := 2.1.0
+# version (read from android_demo/gradle/libs.versions.toml; the test checks the installed one
+# matches), and Debian's junit4. The stamp names the version, so a new version replaces the install.
+KOTLIN_VERSION := $(shell sed -n 's/^kotlin = "\(.*\)"/\1/p' android_demo/gradle/libs.versions.toml)
 KOTLIN := .kotlin/.installed-$(KOTLIN_VERSION)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(KOTLIN):

@@ -141,16 +141,15 @@ def make_windows(tokenizer: AlbertTokenizer, question: str, context: str, settin
             "(split the document into passages and ask each)"
         )
     try:
-        n_question = min(len(tokenizer.tokenize(question)), settings.max_question_len)
         # A long question can leave fewer context tokens per window than doc_stride (the
         # pipeline fails there): the stride shrinks to half a window.
-        room = settings.max_seq_len - n_question - 3
         return tokenizer.encode_windows(
             question,
             context,
             max_length=settings.max_seq_len,
-            stride=settings.doc_stride if settings.doc_stride < room else max(room // 2, 0),
+            stride=settings.doc_stride,
             max_text_tokens=settings.max_question_len,
+            shrink_stride=True,
         )
     except TokenizerError as e:
         raise QAError(f"cannot make QA windows: {e}") from None

@@ -519,6 +519,7 @@ class AlbertTokenizer:
         max_length: int,
         stride: int = 0,
         max_text_tokens: int | None = None,
+        shrink_stride: bool = False,
     ) -> list[Encoding]:
         """``[CLS] text [SEP] window [SEP]`` for each window of ``text_pair`` that fits ``max_length``.
 
@@ -528,6 +529,8 @@ class AlbertTokenizer:
         ending at the pair's last token; one window when it fits. ``max_text_tokens`` first cuts
         ``text`` to that many tokens (the pipeline's ``max_question_len``, which only its slow
         path applies). Offsets index ``text`` (type 0) and ``text_pair`` (type 1).
+        A ``stride`` of at least ``n`` is an error (as in ``tokenizers``), or with
+        ``shrink_stride`` becomes ``n // 2``.
         """
         self._check_options(max_length, "only_second", "do_not_pad")
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
@@ -544,6 +547,8 @@ class AlbertTokenizer:
             )
         if len(b) <= size:
             return [self._assemble(a, b)]
+        if stride >= size and shrink_stride:
+            stride = size // 2
         if stride >= size:
             raise TokenizerError(
                 f"stride={stride} must be smaller than the {size} tokens of text_pair that fit in each "

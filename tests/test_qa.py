@@ -16,7 +16,7 @@ import torch
 
 from albert_edge.checkpoint import load_pretrained
 from albert_edge.qa import MAX_CONTEXT_CHARS, QAError, QASettings, answer_question, decode_answers, make_windows
-from albert_edge.tokenizer import AlbertTokenizer
+from albert_edge.tokenizer import AlbertTokenizer, TokenizerError
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "qa_reference"
 
@@ -171,3 +171,19 @@ def test_decode_checks_its_inputs(tok: AlbertTokenizer) -> None:
         decode_answers(windows, [], [], "Alice wrote it.", settings, tok.cls_id)
     with pytest.raises(QAError, match="for a window of"):
         decode_answers(windows, [np.zeros(n + 1)], [np.zeros(n + 1)], "Alice wrote it.", settings, tok.cls_id)
+
+
+def test_a_long_question_shrinks_the_stride_to_half_a_window(tok: AlbertTokenizer) -> None:
+    """Where the pipeline fails (doc_stride >= the context tokens a window holds), we use half of them."""
+    settings = QASettings(max_seq_len=48, doc_stride=20, max_question_len=30)
+    question, context = "what about the river " * 12, "the river runs north " * 40
+    assert len(tok.tokenize(question)) > 30  # cut to 30: 15 context tokens per window < doc_stride
+    windows = make_windows(tok, question, context, settings)
+    room = 48 - 30 - 3
+    firsts = [next(i for i, q in enumerate(w.sequence_ids) if q == 1) for w in windows]
+    starts = [w.offsets[f][0] for w, f in zip(windows, firsts)]
+    tokens = tok.encode_windows(question, context, max_length=10_000)[0]
+    context_starts = [o[0] for o, q in zip(tokens.offsets, tokens.sequence_ids) if q == 1]
+    assert starts[:3] == [context_starts[0], context_starts[room - room // 2], context_starts[2 * (room - room // 2)]]
+    with pytest.raises(TokenizerError, match="stride=20 must be smaller"):
+        tok.encode_windows(question, context, max_length=48, stride=20, max_text_tokens=30)

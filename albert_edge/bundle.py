@@ -47,7 +47,7 @@ from albert_edge.checkpoint import load_model, load_tokenizer, resolve_model_pat
 from albert_edge.config import INPUT_NAMES
 from albert_edge.errors import BundleError
 from albert_edge.lowering import LoweredProgram, export_program
-from albert_edge.qa import QAError, QASettings
+from albert_edge.qa import QA_MAX_SEQ_LEN, QAError, QASettings
 from albert_edge.recipes import RECIPES
 from albert_edge.runtime import Program, program_answers
 from albert_edge.tokenizer import SPIECE_MODEL, TOKENIZER_JSON, AlbertTokenizer
@@ -55,7 +55,6 @@ from albert_edge.tokenizer import SPIECE_MODEL, TOKENIZER_JSON, AlbertTokenizer
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SEQ_LEN = 128
-DEFAULT_QA_MAX_SEQ_LEN = 384  # SQuAD's usual; dynamic length keeps short questions cheap
 DEFAULT_RECIPES = ("fp32", "int8")
 
 # Golden outputs larger than this are stored every ``stride``-th value (row-major), so that an
@@ -460,7 +459,7 @@ def export_bundle(
     model: a Hugging Face checkpoint directory (its tokenizer is used when present), a preset name
         (random weights), or ``"default"`` (the shipped model, tweet sentiment).
     max_seq_len: longest input in tokens; default ``DEFAULT_MAX_SEQ_LEN`` (question answering:
-        ``DEFAULT_QA_MAX_SEQ_LEN``) or the model's max_position_embeddings if that is smaller.
+        ``qa.QA_MAX_SEQ_LEN``, 384) or the model's max_position_embeddings if that is smaller.
     qa_options: for a question-answering model, ``QASettings`` fields that override
         ``QASettings.for_length(max_seq_len)`` (doc_stride, max_question_len, max_answer_len,
         no_answer_threshold, align_to_words).
@@ -496,7 +495,7 @@ def export_bundle(
     _, task = task_of(net)
     limit = net.config.max_position_embeddings
     if max_seq_len is None:
-        max_seq_len = min(DEFAULT_QA_MAX_SEQ_LEN if task == QA_TASK else DEFAULT_MAX_SEQ_LEN, limit)
+        max_seq_len = min(QA_MAX_SEQ_LEN if task == QA_TASK else DEFAULT_MAX_SEQ_LEN, limit)  # dynamic: short is cheap
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or not 1 <= max_seq_len <= limit:
         raise BundleError(
             f"--max-seq-len {max_seq_len!r} is outside [1, {limit}] (the model's max_position_embeddings)"

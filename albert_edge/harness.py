@@ -133,11 +133,15 @@ class EvalSet:
         return [len(ids) for ids in self.input_ids]
 
 
+def _check_limit(data: DataSettings) -> None:
+    if data.limit is not None and (isinstance(data.limit, bool) or not isinstance(data.limit, int) or data.limit < 1):
+        raise DataError(f"limit must be a positive integer, got {data.limit!r}")
+
+
 def load_qa_eval_set(data: DataSettings, tokenizer: AlbertTokenizer, settings: QASettings) -> EvalSet:
     """Read the QA data (SQuAD JSON / JSON Lines, or the default-qa test split) and make every
     question's windows as the bundle's QA settings say."""
-    if data.limit is not None and (isinstance(data.limit, bool) or not isinstance(data.limit, int) or data.limit < 1):
-        raise DataError(f"limit must be a positive integer, got {data.limit!r}")
+    _check_limit(data)
     if data.path == DEFAULT_DATA:
         examples = cloze_split("test", data.limit)
         source = "cloze questions over the test documents (the default-qa model's held-out set)"
@@ -202,8 +206,7 @@ def load_eval_set(data: DataSettings, tokenizer: AlbertTokenizer, labels: Sequen
                   regression: bool, max_seq_len: int) -> EvalSet:
     """Read and tokenize the comparison data. ``labels``: the accepted label set (None: any,
     for random-weight models whose labels mean nothing)."""
-    if data.limit is not None and (isinstance(data.limit, bool) or not isinstance(data.limit, int) or data.limit < 1):
-        raise DataError(f"limit must be a positive integer, got {data.limit!r}")
+    _check_limit(data)
     if data.path == DEFAULT_DATA:
         rows = default_rows(data.limit)
         source = "tweet sentiment test split (the default model's held-out set)"
@@ -654,6 +657,13 @@ class Measurements:
     outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # first output per example
     latency: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # one entry per thread count
     without_cache: dict[str, dict[str, Any]] = field(default_factory=dict)  # memory with the cache off
+    answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # QA: decoded once per program
+
+    def qa_answers(self, qa: QAEvalSet, name: str) -> list[dict[str, Any]]:
+        """Program ``name``'s best answer per question, decoded from its outputs once."""
+        if name not in self.answers:
+            self.answers[name] = qa_answers(qa, self.outputs[name])
+        return self.answers[name]
 
 
 def measure(plan: Plan, work: Path, bar: _Bar) -> Measurements:
@@ -912,16 +922,14 @@ def _program_entry(plan: Plan, spec: ProgramSpec, m: Measurements, fp32_size: in
 def _qa_program_entry(plan: Plan, qa: QAEvalSet, entry: dict[str, Any], m: Measurements) -> dict[str, Any]:
     """QA: answers per question, SQuAD EM/F1, and against the reference the share of questions
     with the same answer and every question whose answer changed."""
-    answers = qa_answers(qa, m.outputs[entry["name"]])
+    answers = m.qa_answers(qa, entry["name"])
     entry["answers"] = [{k: a[k] for k in ("answer", "start", "end")} | {"score": round(a["score"], 6)}
                         for a in answers]
     if plan.scored:
         entry["accuracy"] = squad_scores(qa.examples, [a["answer"] for a in answers])
     if entry["name"] != REFERENCE:
-        ref_out = m.outputs[REFERENCE]
-        entry["fidelity"] = fidelity(ref_out, m.outputs[entry["name"]])
-        reference = qa_answers(qa, ref_out)
-        listed = changed_answers(qa, reference, answers)
+        entry["fidelity"] = fidelity(m.outputs[REFERENCE], m.outputs[entry["name"]])
+        listed = changed_answers(qa, m.qa_answers(qa, REFERENCE), answers)
         entry["fidelity"]["answer_agreement"] = 1 - len(listed) / len(qa.examples)
         entry["flips"] = {"count": len(listed), "listed": listed[:MAX_FLIPS_LISTED]}
     return entry

@@ -38,9 +38,11 @@ from albert_edge.tokenizer import AlbertTokenizer, Encoding, TokenizerError
 
 __all__ = [
     "MAX_CONTEXT_CHARS",
+    "QA_MAX_SEQ_LEN",
     "QAError",
     "QASettings",
     "answer_question",
+    "answer_windows",
     "decode_answers",
     "make_windows",
 ]
@@ -48,6 +50,7 @@ __all__ = [
 # A context longer than this is refused: about 25,000 tokens, 200 windows of 384 at the usual
 # stride, which is minutes on a phone. Split the document first.
 MAX_CONTEXT_CHARS = 100_000
+QA_MAX_SEQ_LEN = 384  # the usual SQuAD window, the default length of QA programs and settings
 _MASKED = -10000.0  # the pipeline's logit for tokens that cannot be part of an answer
 
 
@@ -63,7 +66,7 @@ class QASettings:
     answers of at most 15 tokens, no "no answer").
     """
 
-    max_seq_len: int = 384
+    max_seq_len: int = QA_MAX_SEQ_LEN
     doc_stride: int = 128  # tokens shared by consecutive windows of a long context
     max_question_len: int = 64  # question tokens kept
     max_answer_len: int = 15  # tokens in an answer
@@ -179,9 +182,19 @@ def _top_spans(p_start: np.ndarray, p_end: np.ndarray, k: int, max_answer_len: i
     return starts, ends, candidates[starts, ends]
 
 
-def _char_span(enc: Encoding, s: int, e: int, align_to_words: bool) -> tuple[int, int]:
+def _context_words(enc: Encoding) -> dict[int, tuple[int, int]]:
+    """Character span of each context word of the window (``Encoding.word_to_chars`` for all at once)."""
+    spans: dict[int, tuple[int, int]] = {}
+    for w, q, (a, b) in zip(enc.word_ids, enc.sequence_ids, enc.offsets):
+        if q == 1 and w is not None:
+            spans[w] = (spans[w][0], b) if w in spans else (a, b)
+    return spans
+
+
+def _char_span(enc: Encoding, words: dict[int, tuple[int, int]], s: int, e: int,
+               align_to_words: bool) -> tuple[int, int]:
     if align_to_words and enc.word_ids[s] is not None and enc.word_ids[e] is not None:
-        return enc.word_to_chars(enc.word_ids[s], 1)[0], enc.word_to_chars(enc.word_ids[e], 1)[1]
+        return words[enc.word_ids[s]][0], words[enc.word_ids[e]][1]
     # [CLS] has no word: like the pipeline, fall back to token offsets for both ends.
     return enc.offsets[s][0], enc.offsets[e][1]
 
@@ -218,8 +231,9 @@ def decode_answers(
         p_start, p_end = _softmax_masked(start, keep), _softmax_masked(end, keep)
         null = min(null, float(p_start[0] * p_end[0]))
         p_start[0] = p_end[0] = 0.0
+        words = _context_words(enc)
         for s, e, score in zip(*_top_spans(p_start, p_end, pre_k, settings.max_answer_len, keep)):
-            a, b = _char_span(enc, int(s), int(e), settings.align_to_words)
+            a, b = _char_span(enc, words, int(s), int(e), settings.align_to_words)
             text = context[a:b]
             seen = by_text.get(text.lower())
             if seen is not None:
@@ -238,6 +252,27 @@ def decode_answers(
 Runner = Callable[[Encoding], tuple[np.ndarray, np.ndarray]]
 
 
+def answer_windows(
+    tokenizer: AlbertTokenizer,
+    run: Runner,
+    question: str,
+    context: str,
+    settings: QASettings,
+    top_k: int = 1,
+    pad_to: int | None = None,
+) -> tuple[list[Encoding], list[tuple[np.ndarray, np.ndarray]], list[dict[str, Any]]]:
+    """Windows (padded to ``pad_to`` tokens for a fixed-length program), ``run(window) ->
+    (start_logits, end_logits)`` of each, and the answers decoded from them, best first."""
+    windows = make_windows(tokenizer, question, context, settings)
+    if pad_to is not None:
+        windows = [tokenizer.pad(w, pad_to) for w in windows]
+    logits = [run(w) for w in windows]
+    answers = decode_answers(
+        windows, [s for s, _ in logits], [e for _, e in logits], context, settings, tokenizer.cls_id, top_k
+    )
+    return windows, logits, answers
+
+
 def answer_question(
     tokenizer: AlbertTokenizer,
     run: Runner,
@@ -247,8 +282,4 @@ def answer_question(
     top_k: int = 1,
 ) -> list[dict[str, Any]]:
     """Windows → ``run(window) -> (start_logits, end_logits)`` per window → answers, best first."""
-    windows = make_windows(tokenizer, question, context, settings)
-    logits = [run(w) for w in windows]
-    return decode_answers(
-        windows, [s for s, _ in logits], [e for _, e in logits], context, settings, tokenizer.cls_id, top_k
-    )
+    return answer_windows(tokenizer, run, question, context, settings, top_k)[2]

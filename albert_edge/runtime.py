@@ -43,7 +43,7 @@ from albert_edge.bundle_format import (
 )
 from albert_edge.config import INPUT_NAMES
 from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
-from albert_edge.qa import QASettings, decode_answers, make_windows
+from albert_edge.qa import QASettings, answer_windows, make_windows
 from albert_edge.quantize import register_quantized_ops
 from albert_edge.tokenizer import AlbertTokenizer, Encoding
 
@@ -390,7 +390,7 @@ class GoldenCheck:
     cases: int
     max_abs_diff: float
     atol: float
-    token_id_mismatches: list[int]  # text cases whose ids the bundle's tokenizer no longer gives
+    token_id_mismatches: list[int]  # cases whose ids the tokenizer no longer gives (QA cases numbered after the text ones)
 
     @property
     def ok(self) -> bool:
@@ -560,7 +560,8 @@ class Bundle:
         against the bundle's tolerance, and whether the tokenizer still gives the golden ids."""
         goldens = read_goldens(self.path, self.manifest)
         cases, names = goldens["cases"], goldens["outputs"]
-        mismatches = self.token_id_mismatches(cases)
+        qa_cases = goldens.get("qa_cases", [])
+        mismatches = self.token_id_mismatches(cases) + self._qa_window_mismatches(qa_cases, len(cases))
         checks = []
         for pname, prog in self.programs.items():
             worst = 0.0
@@ -580,10 +581,9 @@ class Bundle:
                         worst = math.inf
                     elif len(diffs):
                         worst = max(worst, float(diffs.max()))
-            qa_cases = goldens.get("qa_cases", [])
             worst = max(worst, self._qa_golden_diff(prog, pname, qa_cases))
             checks.append(GoldenCheck(pname, len(cases) + len(qa_cases), worst, goldens["tolerances"][pname]["atol"],
-                                      mismatches + self._qa_window_mismatches(qa_cases, len(cases))))
+                                      mismatches))
         return checks
 
     def _qa_window_mismatches(self, qa_cases: Sequence[dict[str, Any]], first: int) -> list[int]:
@@ -654,13 +654,9 @@ def program_answers(
 ) -> tuple[list[Encoding], list[tuple[np.ndarray, np.ndarray]], list[dict[str, Any]]]:
     """Windows of ``question`` over ``context`` (padded to max_seq_len for a fixed-length
     program), the program's (start, end) logits per window, and the decoded answers."""
-    windows = make_windows(tokenizer, question, context, settings)
-    if not program.dynamic:
-        windows = [tokenizer.pad(w, program.max_seq_len) for w in windows]
-    logits = []
-    for w in windows:
+    def run(w: Encoding) -> tuple[np.ndarray, np.ndarray]:
         start, end = program.run(*(torch.tensor([getattr(w, n)], dtype=torch.int64) for n in INPUT_NAMES))[:2]
-        logits.append((start[0].numpy(), end[0].numpy()))
-    answers = decode_answers(windows, [a for a, _ in logits], [b for _, b in logits], context, settings,
-                             tokenizer.cls_id, top_k)
-    return windows, logits, answers
+        return start[0].numpy(), end[0].numpy()
+
+    return answer_windows(tokenizer, run, question, context, settings, top_k,
+                          pad_to=None if program.dynamic else program.max_seq_len)

@@ -30,7 +30,7 @@ from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
 from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
-from albert_edge.qa import QASettings, answer_question
+from albert_edge.qa import QA_MAX_SEQ_LEN, QASettings, answer_question
 from albert_edge.qa_data import QAExample, squad_scores, training_features
 from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
 from albert_edge.training import (
@@ -229,12 +229,7 @@ def finetune_rows(
     torch.manual_seed(args.seed)
     model = AlbertForSequenceClassification(config)
     if not from_scratch:
-        encoder = getattr(source, "albert", source)
-        result = model.albert.load_state_dict(encoder.state_dict(), strict=False)
-        missing = [k for k in result.missing_keys if not k.startswith("pooler.")]  # a pooler may be fresh
-        if missing or result.unexpected_keys:
-            raise CheckpointError(f"{model_path}: encoder weights do not fit (missing {missing}, "
-                                  f"unexpected {result.unexpected_keys})")
+        _copy_encoder(source, model, model_path)
     train_ex = encode_rows(train_rows, tokenizer, labels, max_seq_len)
     valid_ex = encode_rows(valid_rows, tokenizer, labels, max_seq_len)
     tok_file = _tokenizer_file(model_path)
@@ -290,7 +285,8 @@ def finetune_qa(
     """Fine-tune an extractive QA model (``AlbertForQuestionAnswering``) from the encoder in
     `model_path` on questions in memory (``qa_data.QAExample``, e.g. from ``read_qa``).
 
-    Windows come from `settings` (default ``QASettings.for_length(min(384, max_position_embeddings))``);
+    Windows come from `settings` (default ``QASettings.for_length(min(QA_MAX_SEQ_LEN, max_position_embeddings))``,
+    384 tokens);
     each window is labelled with its answer's tokens or [CLS] (``qa_data.training_features``).
     Writes OUT/model (a checkpoint with spiece.model) and returns the validation figures (token
     start/span accuracy of the windows; :func:`evaluate_qa` gives EM/F1)."""
@@ -300,18 +296,13 @@ def finetune_qa(
     config = dataclasses.replace(source.config, labels=("start", "end"))
     if dropout is not None:
         config = dataclasses.replace(config, hidden_dropout_prob=dropout)
-    settings = settings or QASettings.for_length(min(384, config.max_position_embeddings))
+    settings = settings or QASettings.for_length(min(QA_MAX_SEQ_LEN, config.max_position_embeddings))
     if settings.max_seq_len > config.max_position_embeddings:
         raise DataError(f"max_seq_len {settings.max_seq_len} exceeds the model's max_position_embeddings "
                         f"{config.max_position_embeddings}")
     torch.manual_seed(args.seed)
     model = AlbertForQuestionAnswering(config)
-    encoder = getattr(source, "albert", source)
-    result = model.albert.load_state_dict(encoder.state_dict(), strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("pooler.")]
-    unexpected = [k for k in result.unexpected_keys if not k.startswith("pooler.")]  # QA has no pooler
-    if missing or unexpected:
-        raise CheckpointError(f"{model_path}: encoder weights do not fit (missing {missing}, unexpected {unexpected})")
+    _copy_encoder(source, model, model_path)
     train_ft = training_features(train_examples, tokenizer, settings)
     valid_ft = training_features(valid_examples, tokenizer, settings)
     tok_file = _tokenizer_file(model_path)
@@ -336,10 +327,10 @@ def evaluate_qa(model_path: str | os.PathLike, examples: Sequence[QAExample], se
 def eager_answers(model_path: str | os.PathLike, question: str, context: str, *, top_k: int = 1,
                   settings: QASettings | None = None) -> list[dict[str, Any]]:
     """Answers of the QA checkpoint in `model_path` (eager fp32), ``albert_edge.qa`` decoding;
-    settings default to ``QASettings.for_length(min(384, max_position_embeddings))``."""
+    settings default to ``QASettings.for_length(min(QA_MAX_SEQ_LEN, max_position_embeddings))``."""
     model = _load_qa_model(model_path)
     tokenizer = AlbertTokenizer.from_pretrained(resolve_model_path(model_path))
-    settings = settings or QASettings.for_length(min(384, model.config.max_position_embeddings))
+    settings = settings or QASettings.for_length(min(QA_MAX_SEQ_LEN, model.config.max_position_embeddings))
     return answer_question(tokenizer, _eager_runner(model), question, context, settings, top_k)
 
 
@@ -351,6 +342,18 @@ def _eager_runner(model: Any) -> Any:
         return start[0].numpy(), end[0].numpy()
 
     return run
+
+
+def _copy_encoder(source: Any, model: Any, model_path: Path) -> None:
+    """Load the encoder of checkpoint `source` into `model`'s (CheckpointError when they do not
+    fit). A pooler may be fresh; a source pooler is dropped only when `model` has none (QA)."""
+    encoder = getattr(source, "albert", source)
+    result = model.albert.load_state_dict(encoder.state_dict(), strict=False)
+    has_pooler = any(k.startswith("pooler.") for k in model.albert.state_dict())
+    missing = [k for k in result.missing_keys if not k.startswith("pooler.")]
+    unexpected = [k for k in result.unexpected_keys if has_pooler or not k.startswith("pooler.")]
+    if missing or unexpected:
+        raise CheckpointError(f"{model_path}: encoder weights do not fit (missing {missing}, unexpected {unexpected})")
 
 
 def _load_qa_model(model_path: str | os.PathLike) -> AlbertForQuestionAnswering:

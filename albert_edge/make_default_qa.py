@@ -150,7 +150,7 @@ def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, install: bool = Fa
     t0 = time.time()
     progs = programs(out, model, test)
     done("programs", t0)
-    card = build_card(out, finetune_args, tuned, base, progs, times)
+    card = build_card(out, test, finetune_args, tuned, base, progs, times)
     atomic_write_json(out / "card.json", card)
     atomic_write_text(out / "MODEL_CARD.md", model_card(card))
     if install:
@@ -158,14 +158,14 @@ def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, install: bool = Fa
     return card
 
 
-def build_card(out: Path, args: TrainingArgs, tuned: dict[str, Any], base: dict[str, Any],
+def build_card(out: Path, test: list[QAExample], args: TrainingArgs, tuned: dict[str, Any], base: dict[str, Any],
                progs: dict[str, Any], times: dict[str, float]) -> dict[str, Any]:
     """Stage 6: the figures MODEL_CARD.md shows (``card.json``)."""
     model_dir = out / "finetune" / "model"
     model = load_pretrained(model_dir)
     log_rows = read_log(out / "finetune")
     train_rows = [r for r in log_rows if r["kind"] == "train"]
-    examples = read_qa(out / "data" / "test.jsonl")[:: 997][:6]
+    examples = test[::997][:6]
     return {
         "model": {"config": json.loads((model_dir / "config.json").read_text()), "parameters": model.num_parameters(),
                   "init": "the encoder of the shipped default model (albert_edge/default_model)"},

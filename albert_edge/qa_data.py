@@ -97,7 +97,7 @@ def _example(record: Any, where: str, context: Any = None, default_id: str = "")
         if context[start : start + len(text)] != text:
             raise DataError(
                 f"{where}: answer {text!r} is not at answer_start={start} of the context "
-                f"(the context has {context[max(start, 0) : max(start, 0) + len(text)]!r} there)"
+                f"(the context has {context[start : start + len(text)]!r} there)"
             )
         answers.append((text, start))
     qid = record.get("id", default_id)

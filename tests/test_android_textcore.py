@@ -354,20 +354,82 @@ def _load_tool(name: str, path: Path):
 def test_unicode_tables_match_python_for_every_code_point(textcore_jar: Path) -> None:
     """Category, NFKD-without-marks, lower case and isdigit agree with Python for all 1.1M code points.
 
-    On a failure, regenerate the overrides: .venv/bin/python android_demo/tools/gen_unicode_overrides.py
+    On a failure, regenerate the tables: .venv/bin/python android_demo/tools/gen_unicode_tables.py
     """
     gen = _load_tool(
-        "gen_unicode_overrides",
-        REPO / "android_demo" / "tools" / "gen_unicode_overrides.py",
+        "gen_unicode_tables", REPO / "android_demo" / "tools" / "gen_unicode_tables.py"
     )
-    kotlin, python = gen.kotlin_dump(jdk=False), gen.python_dump()
+    kotlin, python = gen.kotlin_dump(), gen.python_dump()
     assert len(kotlin) == len(python) == 0x110000 - 0x800
     diffs = [(k, p) for k, p in zip(kotlin, python) if k != p]
     assert not diffs, (
         f"{len(diffs)} code points differ (cp, strip, lower, strip+lower, category, isdigit):\n"
         + "\n".join(f"  kotlin {k!r}\n  python {p!r}" for k, p in diffs[:5])
-        + "\nregenerate with android_demo/tools/gen_unicode_overrides.py"
+        + "\nregenerate with android_demo/tools/gen_unicode_tables.py"
     )
+
+
+def test_unicode_tables_are_generated_and_compact() -> None:
+    """UnicodeTables.kt is what the generator writes from this Python, as ranges and runs."""
+    gen = _load_tool(
+        "gen_unicode_tables", REPO / "android_demo" / "tools" / "gen_unicode_tables.py"
+    )
+    assert gen.OUT.read_text(encoding="utf-8") == gen.render(), (
+        "UnicodeTables.kt is stale; run .venv/bin/python android_demo/tools/gen_unicode_tables.py"
+    )
+    tables = gen.tables()
+    # About 2,400 mark and 5,700 decomposition code points, 1,400 lower-case mappings, 760
+    # digits: one entry per code point would be over 10,000.
+    assert sum(len(v) for v in tables.values()) < 4000, {k: len(v) for k, v in tables.items()}
+
+
+# What textcore may call on java.lang.Character: UTF-16 arithmetic, no Unicode data.
+_CHARACTER_OK = {
+    "charCount", "highSurrogate", "isBmpCodePoint", "isHighSurrogate", "isLowSurrogate",
+    "isSupplementaryCodePoint", "isSurrogate", "isValidCodePoint", "lowSurrogate", "toChars",
+    "toCodePoint", "valueOf", "charValue", "hashCode", "equals", "compare", "toString",
+}
+# Methods, on any class, whose answer comes from the platform's Unicode tables.
+_UNICODE_METHODS = {
+    "getType", "isDigit", "isLetter", "isLetterOrDigit", "isWhitespace", "isSpaceChar",
+    "isUpperCase", "isLowerCase", "isTitleCase", "isAlphabetic", "isIdeographic", "toLowerCase",
+    "toUpperCase", "toTitleCase", "lowercase", "uppercase", "titlecase", "lowercaseChar",
+    "uppercaseChar", "titlecaseChar", "isBlank", "isNotBlank", "isNullOrBlank", "trim",
+    "trimStart", "trimEnd", "strip", "isEmptyOrWhitespace", "equalsIgnoreCase",
+    "compareToIgnoreCase", "getNumericValue", "digit", "getDirectionality", "isMirrored",
+    "normalize", "isNormalized", "capitalize", "decapitalize", "isIdentifierIgnorable",
+}
+_UNICODE_CLASSES = ("java/text/", "java/util/regex/", "kotlin/text/Regex", "android/icu/")
+
+
+@pytest.mark.slow
+def test_textcore_asks_the_platform_no_unicode_question(textcore_jar: Path, tmp_path: Path) -> None:
+    """No class of textcore calls a platform Unicode lookup (Character categories, case mapping,
+    Normalizer, regex, ICU), so every golden and property case above, run on this JVM's Unicode
+    15, runs on textcore's own tables alone, as it will on an Android 7 device with Unicode 8."""
+    import zipfile
+
+    with zipfile.ZipFile(textcore_jar) as jar:
+        names = [
+            n for n in jar.namelist()
+            if n.startswith("org/albertedge/textcore/") and n.endswith(".class")
+            and not n.startswith("org/albertedge/textcore/tools/")
+        ]
+        jar.extractall(tmp_path, members=names)
+    assert len(names) > 20, names
+    r = subprocess.run(
+        ["javap", "-c", "-p", *(str(tmp_path / n) for n in names)],
+        check=True, capture_output=True, text=True,
+    )
+    calls = re.findall(r"// (?:Interface)?Method ([\w/$]+)\.(\w+|\"<init>\"):", r.stdout)
+    assert len(calls) > 500  # the pattern does read javap's output
+    bad = sorted({
+        f"{owner}.{name}" for owner, name in calls
+        if (owner == "java/lang/Character" and name not in _CHARACTER_OK)
+        or (name in _UNICODE_METHODS and not owner.startswith("org/albertedge/"))
+        or owner.startswith(_UNICODE_CLASSES)
+    })
+    assert not bad, f"textcore asks the platform about Unicode: {bad}"
 
 
 @pytest.mark.slow

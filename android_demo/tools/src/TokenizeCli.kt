@@ -12,14 +12,14 @@ import java.io.OutputStreamWriter
 import kotlin.system.exitProcess
 
 private const val USAGE = """usage: tokenize SPIECE_MODEL [--max-len N] [--no-lower-case] [--keep-accents] [--split-digit-comma] [--json] [--all]
-       tokenize --dump-unicode [--jdk]
+       tokenize --dump-unicode
 
 Reads UTF-8 texts from stdin, one per line (a TAB separates the two texts of a pair), and prints
 one JSON array of token ids per line. --json: each line is instead a JSON string or an array of
 one or two strings (for texts containing newlines or tabs). --all: print an object with
 input_ids, token_type_ids, attention_mask and offsets ([start, end] code points per token).
---dump-unicode: print textcore's per-code-point Unicode table (--jdk: the JDK's own answers,
-without the overrides)."""
+--dump-unicode: print textcore's per-code-point Unicode table (category class, accents
+stripped, lower case, isdigit), in the format of android_demo/tools/gen_unicode_tables.py."""
 
 private fun fail(message: String): Nothing {
     System.err.println("tokenize: $message")
@@ -28,14 +28,14 @@ private fun fail(message: String): Nothing {
 
 private fun hex(cps: IntArray): String = cps.joinToString(" ") { Integer.toHexString(it) }
 
-private fun dumpUnicode(jdk: Boolean, out: BufferedWriter) {
+private fun dumpUnicode(out: BufferedWriter) {
     val catNames = mapOf(UnicodeProps.MN to "Mn", UnicodeProps.ME to "Me", UnicodeProps.MC to "Mc")
     for (cp in 0..0x10FFFF) {
         if (cp in 0xD800..0xDFFF) continue
-        val strip = if (jdk) UnicodeProps.jdkStripAccents(cp) else UnicodeProps.stripAccents(cp)
-        val lower: (Int) -> IntArray = if (jdk) UnicodeProps::jdkLower else UnicodeProps::lower
-        val cat = if (jdk) UnicodeProps.jdkCategory(cp) else UnicodeProps.category(cp)
-        val digit = if (jdk) Character.isDigit(cp) else UnicodeProps.isDigit(cp)
+        val strip = UnicodeProps.stripAccents(cp)
+        val lower = UnicodeProps::lower
+        val cat = UnicodeProps.category(cp)
+        val digit = UnicodeProps.isDigit(cp)
         val stripLower = strip.flatMap { lower(it).asList() }.toIntArray()
         val catName = if (cat == UnicodeProps.CONTROL) "C" else catNames[cat] ?: "-"
         out.write("${Integer.toHexString(cp)}\t${hex(strip)}\t${hex(lower(cp))}\t${hex(stripLower)}\t$catName\t${if (digit) 1 else 0}\n")
@@ -45,7 +45,7 @@ private fun dumpUnicode(jdk: Boolean, out: BufferedWriter) {
 fun main(args: Array<String>) {
     val out = BufferedWriter(OutputStreamWriter(System.out, Charsets.UTF_8), 1 shl 16)
     if (args.isNotEmpty() && args[0] == "--dump-unicode") {
-        dumpUnicode(jdk = "--jdk" in args, out = out)
+        dumpUnicode(out)
         out.flush()
         return
     }

@@ -59,7 +59,6 @@ data class BundleManifest(
         const val FORMAT = "albert-edge-bundle"
         val SUPPORTED_SCHEMA_VERSIONS = listOf(1)
         private val INPUT_NAMES = listOf("input_ids", "attention_mask", "token_type_ids")
-        private val SHA256 = Regex("[0-9a-f]{64}")
 
         /** Parse and validate manifest.json text; throws [ManifestException] naming the field. */
         fun parse(json: String): BundleManifest {
@@ -151,7 +150,7 @@ data class BundleManifest(
                 throw ManifestException("manifest.json: field '${o.prefix}file' is \"$name\"; it must be a plain file name inside the bundle folder")
             }
             val sha = o.str("sha256")
-            if (!SHA256.matches(sha)) {
+            if (sha.length != 64 || sha.any { it !in '0'..'9' && it !in 'a'..'f' }) {
                 throw ManifestException("manifest.json: field '${o.prefix}sha256' must be 64 lower-case hex digits, got \"$sha\"")
             }
             return FileEntry(name, o.long("size_bytes", min = 0), sha)

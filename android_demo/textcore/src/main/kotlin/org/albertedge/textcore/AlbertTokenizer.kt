@@ -14,17 +14,28 @@ class TokenizerException(message: String) : IllegalArgumentException(message)
  * goldens do, so they differ from `String` indices after a character outside the BMP; use
  * [utf16Index] to highlight a token in the text. An `Encoding` built from ids alone gets all
  * `(0, 0)`.
+ *
+ * [wordIds] numbers the words of each token's text from 0 (an added token, or a
+ * whitespace-separated run cut before every `▁`, as `tokenizers` counts them) and [sequenceIds]
+ * says which text a token came from (0 or 1); both are -1 for `[CLS]`, `[SEP]` and padding, as
+ * Python's `Encoding.word_ids` / `sequence_ids` are None there (all -1 when built from ids alone).
  */
 data class Encoding(
     val inputIds: LongArray,
     val attentionMask: LongArray,
     val tokenTypeIds: LongArray,
     val offsets: IntArray = IntArray(2 * inputIds.size),
+    val wordIds: IntArray = IntArray(inputIds.size) { -1 },
+    val sequenceIds: IntArray = IntArray(inputIds.size) { -1 },
 ) {
     init {
-        require(attentionMask.size == inputIds.size && tokenTypeIds.size == inputIds.size && offsets.size == 2 * inputIds.size) {
+        require(
+            attentionMask.size == inputIds.size && tokenTypeIds.size == inputIds.size && offsets.size == 2 * inputIds.size &&
+                wordIds.size == inputIds.size && sequenceIds.size == inputIds.size
+        ) {
             "Encoding arrays disagree: ${inputIds.size} input ids, ${attentionMask.size} mask values, " +
-                "${tokenTypeIds.size} token types, ${offsets.size} offsets; expected S, S, S and 2 S"
+                "${tokenTypeIds.size} token types, ${offsets.size} offsets, ${wordIds.size} word ids, " +
+                "${sequenceIds.size} sequence ids; expected S, S, S, 2 S, S and S"
         }
     }
 
@@ -36,7 +47,7 @@ data class Encoding(
     /** End (exclusive) code point of token [i] in its text. */
     fun end(i: Int): Int = offsets[2 * i + 1]
 
-    /** Pad to [length] with [padId], mask 0, type 0, offsets (0, 0) (for fixed-length programs); unchanged if already that long. */
+    /** Pad to [length] with [padId], mask 0, type 0, offsets (0, 0), no word or sequence (for fixed-length programs); unchanged if already that long. */
     fun padTo(length: Int, padId: Int): Encoding {
         if (size >= length) return this
         return Encoding(
@@ -44,21 +55,25 @@ data class Encoding(
             attentionMask.copyOf(length),
             tokenTypeIds.copyOf(length),
             offsets.copyOf(2 * length),
+            wordIds.copyOf(length).also { it.fill(-1, size, length) },
+            sequenceIds.copyOf(length).also { it.fill(-1, size, length) },
         )
     }
 
     override fun equals(other: Any?): Boolean =
         other is Encoding && inputIds.contentEquals(other.inputIds) &&
             attentionMask.contentEquals(other.attentionMask) && tokenTypeIds.contentEquals(other.tokenTypeIds) &&
-            offsets.contentEquals(other.offsets)
+            offsets.contentEquals(other.offsets) && wordIds.contentEquals(other.wordIds) &&
+            sequenceIds.contentEquals(other.sequenceIds)
 
     override fun hashCode(): Int =
-        ((inputIds.contentHashCode() * 31 + attentionMask.contentHashCode()) * 31 + tokenTypeIds.contentHashCode()) * 31 +
-            offsets.contentHashCode()
+        ((((inputIds.contentHashCode() * 31 + attentionMask.contentHashCode()) * 31 + tokenTypeIds.contentHashCode()) * 31 +
+            offsets.contentHashCode()) * 31 + wordIds.contentHashCode()) * 31 + sequenceIds.contentHashCode()
 
     override fun toString(): String =
         "Encoding(inputIds=${inputIds.contentToString()}, attentionMask=${attentionMask.contentToString()}, " +
-            "tokenTypeIds=${tokenTypeIds.contentToString()}, offsets=${offsets.contentToString()})"
+            "tokenTypeIds=${tokenTypeIds.contentToString()}, offsets=${offsets.contentToString()}, " +
+            "wordIds=${wordIds.contentToString()}, sequenceIds=${sequenceIds.contentToString()})"
 }
 
 /**
@@ -175,18 +190,80 @@ class AlbertTokenizer(
                 }
             }
         }
-        // [CLS] and [SEP] are tokens with the span (0, 0).
-        val cls = Token(clsId, 0, 0)
-        val sep = Token(sepId, 0, 0)
+        return assemble(a, b)
+    }
+
+    /**
+     * `[CLS] text [SEP] window [SEP]` for each window of [pair] that fits [maxLength]: what
+     * `tokenizers` gives with `truncation="only_second"`, `return_overflowing_tokens=True` and
+     * [stride] (the question-answering features; Python's `AlbertTokenizer.encode_windows`).
+     *
+     * [text] is first cut to [maxTextTokens] tokens; each window holds `n = maxLength - |text| - 3`
+     * tokens of [pair], consecutive windows start `n - stride` tokens apart, the last ends at the
+     * pair's last token; one window when it fits. A [stride] of at least `n` is an error, or with
+     * [shrinkStride] becomes `n / 2`.
+     */
+    fun encodeWindows(
+        text: String,
+        pair: String,
+        maxLength: Int,
+        stride: Int = 0,
+        maxTextTokens: Int? = null,
+        shrinkStride: Boolean = false,
+    ): List<Encoding> {
+        if (maxLength < 2) throw TokenizerException("maxLength=$maxLength; accepted: an int >= 2 (room for [CLS] and [SEP])")
+        if (stride < 0) throw TokenizerException("stride=$stride; accepted: an int >= 0")
+        var a = encodeText(text)
+        if (maxTextTokens != null && a.size > maxTextTokens) a = a.subList(0, maxOf(maxTextTokens, 0))
+        val b = encodeText(pair)
+        val size = maxLength - a.size - 3
+        if (size <= 0) {
+            throw TokenizerException(
+                "text has ${a.size} tokens, which leaves no room for text_pair in max_length=$maxLength " +
+                    "([CLS] text [SEP] text_pair [SEP]); use a shorter text or a larger max_length"
+            )
+        }
+        if (b.size <= size) return listOf(assemble(a, b))
+        var step = stride
+        if (step >= size && shrinkStride) step = size / 2
+        if (step >= size) {
+            throw TokenizerException(
+                "stride=$step must be smaller than the $size tokens of text_pair that fit in each window " +
+                    "(max_length=$maxLength, text of ${a.size} tokens)"
+            )
+        }
+        val windows = ArrayList<Encoding>()
+        var start = 0
+        while (true) {
+            val stop = minOf(start + size, b.size)
+            windows.add(assemble(a, b.subList(start, stop)))
+            if (stop == b.size) return windows
+            start += size - step
+        }
+    }
+
+    /** `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`; the added tokens have the span (0, 0) and no word. */
+    private fun assemble(a: List<Token>, b: List<Token>?): Encoding {
+        val cls = Token(clsId, 0, 0, -1)
+        val sep = Token(sepId, 0, 0, -1)
         val tokens = ArrayList<Token>(a.size + (b?.size ?: 0) + 3)
         tokens.add(cls); tokens.addAll(a); tokens.add(sep)
         val firstLen = tokens.size
         if (b != null) { tokens.addAll(b); tokens.add(sep) }
+        val last = tokens.size - 1
         return Encoding(
             LongArray(tokens.size) { tokens[it].id.toLong() },
             LongArray(tokens.size) { 1L },
             LongArray(tokens.size) { if (it < firstLen) 0L else 1L },
             IntArray(2 * tokens.size) { if (it % 2 == 0) tokens[it / 2].start else tokens[it / 2].end },
+            IntArray(tokens.size) { tokens[it].word },
+            IntArray(tokens.size) {
+                when {
+                    it == 0 || it == firstLen - 1 || it == last -> -1
+                    it < firstLen -> 0
+                    else -> 1
+                }
+            },
         )
     }
 
@@ -201,16 +278,17 @@ class AlbertTokenizer(
         val out = ArrayList<Token>()
         var pos = 0
         var i = 0
+        var word = 0
         // Leftmost, then longest, added token (what Python's longest-first alternation regex finds).
         while (i < cps.size) {
             val hit = addedTokens.firstOrNull { startsWith(cps, i, it.first) }
             if (hit == null) { i++; continue }
-            if (i > pos) encodeSegment(cps, pos, i, out)
-            out.add(Token(hit.second, i, i + hit.first.size))
+            if (i > pos) word = encodeSegment(cps, pos, i, out, word)
+            out.add(Token(hit.second, i, i + hit.first.size, word++))
             i += hit.first.size
             pos = i
         }
-        if (pos < cps.size) encodeSegment(cps, pos, cps.size, out)
+        if (pos < cps.size) encodeSegment(cps, pos, cps.size, out, word)
         return out
     }
 
@@ -252,7 +330,9 @@ class AlbertTokenizer(
         return out
     }
 
-    private fun encodeSegment(text: IntArray, start: Int, end: Int, out: MutableList<Token>) {
+    /** Tokens of one stretch between added tokens; each split is a word numbered from [firstWord]; returns the next word number. */
+    private fun encodeSegment(text: IntArray, start: Int, end: Int, out: MutableList<Token>, firstWord: Int): Int {
+        var word = firstWord
         val norm = normalize(text, start, end)
         val chars = norm.chars
         var j = 0
@@ -268,16 +348,17 @@ class AlbertTokenizer(
             while (true) {
                 var k = body
                 while (k < j && chars[k] != UNDERLINE) k++
-                encodeSplit(norm, m, body, k, out)
+                encodeSplit(norm, m, body, k, out, word++)
                 if (k == j) break
                 m = k
                 body = k + 1
             }
         }
+        return word
     }
 
     /** Tokens of `"▁" + chars[body until end]`; [marker] is the real "▁"'s index in [norm], or -1. */
-    private fun encodeSplit(norm: Aligned, marker: Int, body: Int, end: Int, out: MutableList<Token>) {
+    private fun encodeSplit(norm: Aligned, marker: Int, body: Int, end: Int, out: MutableList<Token>, word: Int) {
         val piece = IntArray(end - body + 1)
         piece[0] = UNDERLINE
         for (k in body until end) piece[k - body + 1] = norm.chars[k]
@@ -295,12 +376,12 @@ class AlbertTokenizer(
             }
             // A bare added "▁": an empty span where its word starts.
             if (lo == Int.MAX_VALUE) { lo = norm.starts[body]; hi = lo }
-            out.add(Token(t.id, lo, hi))
+            out.add(Token(t.id, lo, hi, word))
         }
     }
 
-    /** A token: its id and `[start, end)` in code points, of the split in [viterbi], else of the text. */
-    private class Token(val id: Int, val start: Int, val end: Int)
+    /** A token: its id, `[start, end)` in code points (of the split in [viterbi], else of the text) and word number. */
+    private class Token(val id: Int, val start: Int, val end: Int, val word: Int = -1)
 
     /** tokenizers' `encode_optimized`: best segmentation of code points [text] as (id, start, end). */
     private fun viterbi(text: IntArray): List<Token> {

@@ -34,6 +34,8 @@ data class ProgramInfo(
     val dynamic: Boolean,
     val minSeqLen: Int,
     val maxSeqLen: Int,
+    /** Output names in the order `forward` returns them (`logits`; `start_logits`, `end_logits` for QA). */
+    val outputs: List<String> = listOf("logits"),
 )
 
 /** The parts of an albert-edge bundle's manifest.json (export/BUNDLE.md, schema_version 1) an app needs. */
@@ -49,7 +51,12 @@ data class BundleManifest(
     val tokenizer: TokenizerSettings?,
     val goldens: FileEntry?,
     val programs: List<ProgramInfo>,
+    /** `manifest.qa`: present exactly in `question-answering` bundles. */
+    val qa: QASettings? = null,
 ) {
+    /** True for a question-answering bundle (programs give start and end logits per token). */
+    val isQuestionAnswering: Boolean get() = task == QA_TASK
+
     /** The program called [name]; throws naming the available ones. */
     fun program(name: String = defaultProgram): ProgramInfo =
         programs.firstOrNull { it.name == name }
@@ -57,6 +64,7 @@ data class BundleManifest(
 
     companion object {
         const val FORMAT = "albert-edge-bundle"
+        const val QA_TASK = "question-answering"
         val SUPPORTED_SCHEMA_VERSIONS = listOf(1)
         private val INPUT_NAMES = listOf("input_ids", "attention_mask", "token_type_ids")
 
@@ -118,7 +126,12 @@ data class BundleManifest(
                 val first = Obj(inputs[0] as Map<*, *>, "programs[$i].inputs[0].")
                 val minLen = first.int("min_seq_len", min = 1)
                 val maxLen = first.int("max_seq_len", min = minLen)
-                ProgramInfo(p.str("name"), fileEntry(p), p.str("method"), first.bool("dynamic"), minLen, maxLen)
+                val outputs = p.list("outputs").mapIndexed { j, o ->
+                    (o as? Map<*, *>)?.get("name") as? String
+                        ?: throw ManifestException("manifest.json: field 'programs[$i].outputs[$j]' must be an object with a string name, got ${show(o)}")
+                }
+                if (outputs.isEmpty()) throw ManifestException("manifest.json: field 'programs[$i].outputs' is empty")
+                ProgramInfo(p.str("name"), fileEntry(p), p.str("method"), first.bool("dynamic"), minLen, maxLen, outputs)
             }
             programs.groupBy { it.name }.values.firstOrNull { it.size > 1 }?.let {
                 throw ManifestException("manifest.json: field 'programs': program name \"${it[0].name}\" is used twice")
@@ -129,9 +142,30 @@ data class BundleManifest(
                     "manifest.json: field 'default_program' is \"$defaultProgram\"; accepted: one of ${programs.joinToString { "\"${it.name}\"" }}"
                 )
             }
+            val task = top.str("task")
+            val qa = if (task == QA_TASK) {
+                if (!top.has("qa")) {
+                    throw ManifestException(
+                        "manifest.json: a \"$QA_TASK\" bundle needs field 'qa' (max_seq_len, doc_stride, " +
+                            "max_question_len, max_answer_len, no_answer_threshold, align_to_words); re-export it"
+                    )
+                }
+                qaSettings(top.objOrNull("qa") ?: throw ManifestException("manifest.json: field 'qa' must be an object, got null"), maxSeqLen)
+            } else {
+                if (top.has("qa")) throw ManifestException("manifest.json: field 'qa' in a \"$task\" bundle; only \"$QA_TASK\" bundles have it")
+                null
+            }
+            if (qa != null) {
+                if (tokenizer == null) throw ManifestException("manifest.json: field 'tokenizer' is null; a \"$QA_TASK\" bundle needs its tokenizer")
+                programs.firstOrNull { it.outputs.take(2) != listOf("start_logits", "end_logits") }?.let {
+                    throw ManifestException(
+                        "manifest.json: program \"${it.name}\" has outputs ${it.outputs}; a \"$QA_TASK\" program gives start_logits, end_logits"
+                    )
+                }
+            }
             return BundleManifest(
                 schemaVersion = version,
-                task = top.str("task"),
+                task = task,
                 labels = labels,
                 maxSeqLen = maxSeqLen,
                 vocabSize = top.int("vocab_size", min = 1),
@@ -141,7 +175,35 @@ data class BundleManifest(
                 tokenizer = tokenizer,
                 goldens = goldens,
                 programs = programs,
+                qa = qa,
             )
+        }
+
+        private val QA_FIELDS = listOf("max_seq_len", "doc_stride", "max_question_len", "max_answer_len", "no_answer_threshold", "align_to_words")
+
+        private fun qaSettings(o: Obj, maxSeqLen: Int): QASettings {
+            val unknown = o.keys().filter { it !in QA_FIELDS }.sorted()
+            if (unknown.isNotEmpty()) {
+                throw ManifestException("manifest.json: field 'qa' has unknown field(s) ${unknown.joinToString()}; accepted: ${QA_FIELDS.sorted().joinToString()}")
+            }
+            val settings = try {
+                QASettings(
+                    maxSeqLen = o.int("max_seq_len", min = 1),
+                    docStride = o.int("doc_stride", min = 0),
+                    maxQuestionLen = o.int("max_question_len", min = 1),
+                    maxAnswerLen = o.int("max_answer_len", min = 1),
+                    noAnswerThreshold = o.numberOrNull("no_answer_threshold"),
+                    alignToWords = o.bool("align_to_words"),
+                )
+            } catch (e: QAException) {
+                throw ManifestException("manifest.json: field 'qa': ${e.message}")
+            }
+            if (settings.maxSeqLen != maxSeqLen) {
+                throw ManifestException(
+                    "manifest.json: field 'qa.max_seq_len' is ${settings.maxSeqLen} but 'max_seq_len' is $maxSeqLen; the manifest was edited: re-export the bundle"
+                )
+            }
+            return settings
         }
 
         private fun fileEntry(o: Obj): FileEntry {
@@ -175,7 +237,18 @@ data class BundleManifest(
         private fun wrong(name: String, kind: String, v: Any?): Nothing =
             throw ManifestException("manifest.json: field '$prefix$name' must be $kind, got ${show(v)}")
 
+        fun has(name: String): Boolean = map.containsKey(name)
+        fun keys(): List<String> = map.keys.map { it.toString() }
+
         fun str(name: String): String = get(name).let { it as? String ?: wrong(name, "a string", it) }
+
+        /** A JSON number (integer or not), or null; a boolean or string is refused, not coerced. */
+        fun numberOrNull(name: String): Double? = when (val v = get(name)) {
+            null -> null
+            is Long -> v.toDouble()
+            is Double -> v
+            else -> wrong(name, "a number or null", v)
+        }
         fun bool(name: String): Boolean = get(name).let { it as? Boolean ?: wrong(name, "true or false", it) }
         fun list(name: String): List<*> = get(name).let { it as? List<*> ?: wrong(name, "an array", it) }
 

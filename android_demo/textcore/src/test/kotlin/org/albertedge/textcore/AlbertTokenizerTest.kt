@@ -119,7 +119,7 @@ class AlbertTokenizerTest {
             "programs": [{"name": "fp32", "file": "model_fp32.pte", "size_bytes": 1, "sha256": "${"0".repeat(64)}",
               "method": "forward", "inputs": [
                 {"name": "input_ids", "min_seq_len": 1, "max_seq_len": 16, "dynamic": true},
-                {"name": "attention_mask"}, {"name": "token_type_ids"}]}]}"""
+                {"name": "attention_mask"}, {"name": "token_type_ids"}], "outputs": [{"name": "logits"}]}]}"""
         )
         val cased = AlbertTokenizer.fromManifest(manifest(1, lower = false), TestFiles.spiece)
         assertEquals(false, cased.doLowerCase)
@@ -151,6 +151,8 @@ class AlbertTokenizerTest {
                 c["attention_mask"].doubles().map { it.toLong() }.toLongArray(),
                 c["token_type_ids"].doubles().map { it.toLong() }.toLongArray(),
                 (c["offsets"] as List<*>).flatMap { span -> span.doubles().map { it.toInt() } }.toIntArray(),
+                enc.wordIds, // not in the goldens (the QA fixture checks them)
+                enc.sequenceIds,
             )
             if (enc != want) {
                 failures.add(

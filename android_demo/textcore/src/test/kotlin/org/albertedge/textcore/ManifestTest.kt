@@ -13,10 +13,10 @@ class ManifestTest {
         """{"name": "$name", "dtype": "int64", "shape": [1, "seq"], "min_seq_len": ${if (dynamic) 1 else 32},
            "max_seq_len": 32, "dynamic": $dynamic, "min_value": 0, "max_value": 98}"""
 
-    private fun program(name: String, dynamic: Boolean = true) =
+    private fun program(name: String, dynamic: Boolean = true, outputs: List<String> = listOf("logits")) =
         """{"name": "$name", "file": "model_$name.pte", "size_bytes": 70664, "sha256": "$sha", "method": "forward",
            "recipe": {"name": "$name"}, "inputs": [${input("input_ids", dynamic)}, ${input("attention_mask", dynamic)},
-           ${input("token_type_ids", dynamic)}], "outputs": [{"name": "logits", "dtype": "float32", "shape": [1, 3]}],
+           ${input("token_type_ids", dynamic)}], "outputs": [${outputs.joinToString { """{"name": "$it", "dtype": "float32", "shape": [1, 3]}""" }}],
            "executorch_version": "1.5.1"}"""
 
     private val tokenizer = """{"file": "spiece.model", "size_bytes": 261888, "sha256": "$sha", "type": "sentencepiece-unigram",
@@ -91,6 +91,35 @@ class ManifestTest {
         assertRejected(manifest(programs = ""), "'programs'", "empty")
         assertRejected(manifest(programs = program("fp32").replace("attention_mask", "mask")), "'programs[0].inputs'")
         assertRejected("{\"format\": ", "not valid JSON")
+    }
+
+    private val qa = """{"max_seq_len": 32, "doc_stride": 16, "max_question_len": 16, "max_answer_len": 15,
+        "no_answer_threshold": null, "align_to_words": true}"""
+
+    private fun qaManifest(qaField: String? = qa, outputs: List<String> = listOf("start_logits", "end_logits"), tok: String = tokenizer) =
+        manifest(tok = tok, programs = "${program("fp32", outputs = outputs)}, ${program("int8", outputs = outputs)}")
+            .replace("\"sequence-classification\"", "\"question-answering\"")
+            .replace("AlbertForSequenceClassification", "AlbertForQuestionAnswering")
+            .replace("[\"negative\", \"neutral\", \"positive\"]", "[\"start\", \"end\"]")
+            .let { if (qaField == null) it else it.replace("\"programs\": [", "\"qa\": $qaField, \"programs\": [") }
+
+    @Test fun questionAnsweringBundles() {
+        val m = BundleManifest.parse(qaManifest())
+        assertTrue(m.isQuestionAnswering)
+        assertEquals(QASettings(32, 16, 16, 15, null, true), m.qa)
+        assertEquals(listOf("start_logits", "end_logits"), m.program().outputs)
+        val t = BundleManifest.parse(qaManifest(qa.replace("\"no_answer_threshold\": null", "\"no_answer_threshold\": 0")))
+        assertEquals(0.0, t.qa!!.noAnswerThreshold!!, 0.0)
+        assertNull(BundleManifest.parse(manifest()).qa)
+        assertRejected(qaManifest(qaField = null), "needs field 'qa'")
+        assertRejected(manifest().replace("\"programs\": [", "\"qa\": $qa, \"programs\": ["), "'qa' in a \"sequence-classification\" bundle")
+        assertRejected(qaManifest(qa.replace("\"max_seq_len\": 32", "\"max_seq_len\": 64")), "'qa.max_seq_len' is 64", "re-export")
+        assertRejected(qaManifest(qa.replace("\"doc_stride\": 16", "\"doc_stride\": 40")), "doc_stride=40 must be smaller")
+        assertRejected(qaManifest(qa.replace("\"no_answer_threshold\": null", "\"no_answer_threshold\": \"0\"")), "'qa.no_answer_threshold'", "a number or null")
+        assertRejected(qaManifest(qa.replace("\"align_to_words\": true", "\"align_to_words\": true, \"top\": 1")), "unknown field(s) top")
+        assertRejected(qaManifest(qa.replace(", \"align_to_words\": true", "")), "'qa.align_to_words'", "missing")
+        assertRejected(qaManifest(outputs = listOf("logits")), "outputs [logits]", "start_logits, end_logits")
+        assertRejected(qaManifest(tok = "null"), "needs its tokenizer")
     }
 
     @Test fun programLookupNamesTheAvailableOnes() {

@@ -3,9 +3,12 @@
 Compiles textcore and its JUnit tests with kotlinc (`make kotlin` installs it under .kotlin/, and
 Debian's junit4), runs JUnit, then replays every golden tokenizer case and a second set of texts
 through `android_demo/tools/tokenize` against the Python tokenizer (ids and offsets), checks textcore's Unicode
-tables against Python's `unicodedata` for every code point, and checks that the post-processing
-fixture is what export/make_postprocess_goldens.py writes. A missing toolchain is a failure,
-never a skip: CI must run these.
+tables against Python's `unicodedata` for every code point and that textcore's bytecode asks the
+platform no Unicode question, compiles the app's SDK-free sources against ExecuTorch stubs, runs
+the app's QA path with a fake program, and checks that the post-processing fixture is what
+export/make_postprocess_goldens.py writes. (The QA fixture's own check is tests/test_qa_goldens.py;
+the replay of exported QA bundles' golden cases is in tests/test_qa_bundle.py.) A missing
+toolchain is a failure, never a skip: CI must run these.
 """
 
 from __future__ import annotations
@@ -477,15 +480,16 @@ STUBS = REPO / "android_demo" / "tools" / "stubs"
 def test_sdk_free_app_sources_compile_against_stubs(textcore_jar: Path, tmp_path: Path) -> None:
     """The app sources that need no Android SDK compile with the catalog's Kotlin.
 
-    Compiled: ProgramInputs.kt, BundleFiles.kt, BundleLocator.kt, Latency.kt and
-    ExecutorchClassifier.kt, against textcore and the signature-only stubs in
+    Compiled: ProgramInputs.kt, BundleFiles.kt, BundleLocator.kt, Latency.kt,
+    ExecutorchClassifier.kt and QuestionAnswerer.kt, against textcore and the signature-only stubs in
     android_demo/tools/stubs/ (ExecuTorch's Module, EValue, Tensor, and android.os.Debug, with the
     Java signatures of the real classes), so a wrong ExecuTorch call fails here.
     Left out (they need the Android SDK, AndroidX or Compose): ClassifierViewModel.kt
     (AndroidViewModel, AssetManager), MainActivity.kt, ui/ClassifierScreen.kt, and
     androidTest/.../GoldenReplayTest.kt.
     """
-    names = ["ProgramInputs.kt", "BundleFiles.kt", "BundleLocator.kt", "Latency.kt", "ExecutorchClassifier.kt"]
+    names = ["ProgramInputs.kt", "BundleFiles.kt", "BundleLocator.kt", "Latency.kt", "ExecutorchClassifier.kt",
+             "QuestionAnswerer.kt"]
     stubs = sorted(STUBS.rglob("*.java"))
     assert stubs, f"no stubs under {STUBS}"
     r = subprocess.run(
@@ -507,6 +511,27 @@ def test_sdk_free_app_sources_compile_against_stubs(textcore_jar: Path, tmp_path
     )
     assert r.returncode == 0, f"kotlinc failed on the app sources:\n{r.stdout}{r.stderr}"
     assert (tmp_path / "classes" / "org" / "albertedge" / "demo" / "ExecutorchClassifier.class").is_file()
+
+
+@pytest.mark.slow
+def test_app_question_answering_path_on_the_jvm(textcore_jar: Path, tmp_path: Path) -> None:
+    """The app's QA path (QuestionAnswerer.kt: windows, program inputs, padding for fixed-length
+    programs, one forward per window, decoding) answers every case of qa_cases.json as Python
+    did, with a fake program returning the stored logits (android_demo/tools/appcheck)."""
+    sources = [APP_SOURCES / n for n in ("ProgramInputs.kt", "Latency.kt", "QuestionAnswerer.kt", "BundleLocator.kt", "BundleFiles.kt")]
+    check = REPO / "android_demo" / "tools" / "appcheck" / "QAAppCheck.kt"
+    r = subprocess.run(
+        [str(KOTLINC), "-jvm-target", "17", "-Werror", "-cp", str(textcore_jar), "-d", str(tmp_path / "classes"),
+         *map(str, sources), str(check)],
+        check=False, capture_output=True, text=True,
+    )
+    assert r.returncode == 0, f"kotlinc failed:\n{r.stdout}{r.stderr}"
+    r = subprocess.run(
+        ["java", "-cp", f"{tmp_path / 'classes'}:{textcore_jar}", "org.albertedge.demo.check.QAAppCheckKt", str(REPO)],
+        check=False, capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"checked (\d+) cases: 0 differ", r.stdout), r.stdout
 
 
 def test_postprocess_fixture_is_up_to_date(tmp_path: Path) -> None:

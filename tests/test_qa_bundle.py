@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,39 @@ def test_verify_replays_the_qa_cases_and_catches_a_changed_logit(bundle_dir, tmp
     checks = {c.program: c for c in Bundle.load(copy).check_goldens()}
     assert not checks["fp32"].ok and checks["fp32"].max_abs_diff == pytest.approx(0.5, abs=1e-3)
     assert checks["int8"].ok
+
+
+TOKENIZE = Path(__file__).resolve().parents[1] / "android_demo" / "tools" / "tokenize"
+
+
+def _replay_qa_on_the_jvm(bundle: Path) -> subprocess.CompletedProcess:
+    built = subprocess.run([str(TOKENIZE), "--build"], check=False, capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.fail(f"compiling textcore failed (run `make kotlin`):\n{built.stderr}", pytrace=False)
+    return subprocess.run([str(TOKENIZE), "--replay-qa", str(bundle)], check=False, capture_output=True, text=True)
+
+
+def test_textcore_reproduces_every_qa_golden_case(bundle_dir, tmp_path) -> None:
+    """The app's Kotlin QA (android_demo/textcore) gives the goldens' windows, and from each
+    program's golden logits exactly the answers Python decoded; a changed golden answer is caught."""
+    r = _replay_qa_on_the_jvm(bundle_dir)
+    n = len(json.loads((bundle_dir / "goldens.json").read_text())["qa_cases"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"checked {n} qa cases, 2 programs: 0 differences" in r.stdout
+    # A fixed-length bundle: padded windows and logits.
+    fixed = export_bundle(REFERENCE_MODEL, tmp_path / "fixed", ("fp32",), dynamic=False, max_seq_len=48,
+                          qa_options={"doc_stride": 16})
+    r = _replay_qa_on_the_jvm(fixed)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 programs: 0 differences" in r.stdout
+    goldens = json.loads((fixed / "goldens.json").read_text())
+    assert any(len(c["windows"]) > 1 for c in goldens["qa_cases"])
+    # An edited golden answer is a difference, named.
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle_dir, edited)
+    goldens = json.loads((edited / "goldens.json").read_text())
+    goldens["qa_cases"][0]["programs"]["int8"]["answers"][0]["end"] += 1
+    (edited / "goldens.json").write_text(json.dumps(goldens))
+    r = _replay_qa_on_the_jvm(edited)
+    assert r.returncode == 1
+    assert "qa_cases[0]" in r.stdout and "int8: answers" in r.stdout

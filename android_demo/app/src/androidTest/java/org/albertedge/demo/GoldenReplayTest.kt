@@ -6,6 +6,8 @@ import java.io.File
 import kotlin.math.abs
 import org.albertedge.textcore.AlbertTokenizer
 import org.albertedge.textcore.Encoding
+import org.albertedge.textcore.QAGoldens
+import org.albertedge.textcore.QuestionAnswering
 import org.json.JSONArray
 import org.json.JSONObject
 import org.junit.Assert.assertEquals
@@ -16,8 +18,12 @@ import org.junit.runner.RunWith
 
 /**
  * Replays the bundle's goldens.json on the device (export/BUNDLE.md): every case through every
- * program with the real ExecuTorch runtime, logits compared with `programs.<name>.logits.values`
- * within `tolerances.<name>.atol`; and the Kotlin tokenizer must give each case's ids.
+ * program with the real ExecuTorch runtime, each output (`logits`; `start_logits` and
+ * `end_logits` for question answering) compared with `programs.<name>.<output>.values` within
+ * `tolerances.<name>.atol`; and the Kotlin tokenizer must give each case's ids. A
+ * question-answering bundle's `qa_cases` are replayed too: textcore's windows and its answers
+ * from the golden logits must be Python's ([QAGoldens.check]), and every window through every
+ * program must give the golden start/end logits within the tolerance.
  *
  * Needs a bundle: `android_demo/push_bundle.sh out/android-bundle` before
  * `./gradlew :app:connectedAndroidTest`. Everything runs and asserts on the test thread.
@@ -55,23 +61,27 @@ class GoldenReplayTest {
                         longs(case.getJSONArray("attention_mask")),
                         longs(case.getJSONArray("token_type_ids")),
                     )
-                    val flat = classifier.logits(programInputs(encoding, program, manifest))
-                    val expected = case.getJSONObject("programs").getJSONObject(program.name).getJSONObject("logits")
-                    val shape = longs(expected.getJSONArray("shape"))
-                    val stride = expected.getInt("stride")
-                    val values = expected.getJSONArray("values")
-                    val numel = shape.fold(1L) { acc, d -> acc * d }
-                    if (flat.size.toLong() != numel) {
-                        failures += "${program.name} case ${case.get("id")}: ${flat.size} outputs, expected shape ${shape.toList()}"
-                        continue
-                    }
-                    for (k in 0 until values.length()) {
-                        val actual = flat[k * stride].toDouble()
-                        val want = values.getDouble(k)
-                        if (abs(actual - want) > atol) {
-                            failures += "${program.name} case ${case.get("id")} logit[${k * stride}]: $actual vs golden $want (atol $atol)"
+                    val outputs = classifier.outputs(programInputs(encoding, program, manifest))
+                    val goldenProgram = case.getJSONObject("programs").getJSONObject(program.name)
+                    for ((o, name) in program.outputs.withIndex()) {
+                        val flat = outputs[o]
+                        val expected = goldenProgram.getJSONObject(name)
+                        val shape = longs(expected.getJSONArray("shape"))
+                        val stride = expected.getInt("stride")
+                        val values = expected.getJSONArray("values")
+                        val numel = shape.fold(1L) { acc, d -> acc * d }
+                        if (flat.size.toLong() != numel) {
+                            failures += "${program.name} case ${case.get("id")} $name: ${flat.size} values, expected shape ${shape.toList()}"
+                            continue
                         }
-                        compared++
+                        for (k in 0 until values.length()) {
+                            val actual = flat[k * stride].toDouble()
+                            val want = values.getDouble(k)
+                            if (abs(actual - want) > atol) {
+                                failures += "${program.name} case ${case.get("id")} $name[${k * stride}]: $actual vs golden $want (atol $atol)"
+                            }
+                            compared++
+                        }
                     }
                 }
             }
@@ -104,6 +114,47 @@ class GoldenReplayTest {
             checked++
         }
         assertTrue("goldens.json has no text cases although the bundle has a tokenizer", checked > 0)
+    }
+
+    @Test
+    fun questionAnsweringCasesReplay() {
+        val manifest = bundle.manifest
+        if (!manifest.isQuestionAnswering) return // a classification bundle has no qa_cases
+        val settings = checkNotNull(manifest.tokenizer)
+        val tokenizer = AlbertTokenizer.fromManifest(manifest, BundleFiles.verified(bundle.dir, settings.file).readBytes())
+        val entry = checkNotNull(manifest.goldens) { "a question-answering bundle needs goldens.json" }
+        val cases = QAGoldens.parse(BundleFiles.verified(bundle.dir, entry).readText(Charsets.UTF_8))
+        assertTrue("goldens.json has no qa_cases", cases.isNotEmpty())
+        // Windows, and decoding of the golden logits, on the device's textcore.
+        val problems = QAGoldens.check(manifest, tokenizer, cases).toMutableList()
+        // Every window through every program: start and end logits within the tolerance.
+        val tolerances = goldens.getJSONObject("tolerances")
+        var compared = 0
+        for (program in manifest.programs) {
+            val atol = tolerances.getJSONObject(program.name).getDouble("atol")
+            ExecutorchClassifier.load(BundleFiles.verified(bundle.dir, program.file), program, manifest, numThreads = 0).use { model ->
+                for ((i, case) in cases.withIndex()) {
+                    val golden = case.programs.getValue(program.name)
+                    // textcore's windows (equal to the goldens', checked above); programInputs pads them for a fixed-length program.
+                    val windows = QuestionAnswering.windows(tokenizer, case.question, case.context, checkNotNull(manifest.qa))
+                    if (windows.size != golden.startLogits.size) continue // reported by QAGoldens.check
+                    for ((w, window) in windows.withIndex()) {
+                        val out = model.outputs(programInputs(window, program, manifest))
+                        for ((name, row, want) in listOf(Triple("start_logits", out[0], golden.startLogits[w]), Triple("end_logits", out[1], golden.endLogits[w]))) {
+                            if (row.size != want.size) {
+                                problems += "${program.name} qa_cases[$i] window $w $name: ${row.size} values, golden ${want.size}"
+                                continue
+                            }
+                            val worst = row.indices.maxOf { abs(row[it] - want[it]).toDouble() }
+                            if (worst > atol) problems += "${program.name} qa_cases[$i] window $w $name: off by $worst (atol $atol)"
+                            compared += row.size
+                        }
+                    }
+                }
+            }
+        }
+        assertTrue("no QA logits compared", compared > 0)
+        assertTrue("${problems.size} QA differences:\n" + problems.take(20).joinToString("\n"), problems.isEmpty())
     }
 
     private fun longs(array: JSONArray): LongArray = LongArray(array.length()) { array.getLong(it) }

@@ -56,6 +56,7 @@ class BundleLocator(
         throw BundleException(
             "No bundle found. Looked for ${looked.joinToString(", ")}. Build one with " +
                 "`albert-edge export default --recipe fp32 --recipe int8 --out out/android-bundle` " +
+                "(or `albert-edge export default-qa ...` for question answering) " +
                 "and push it with `android_demo/push_bundle.sh out/android-bundle`."
         )
     }

@@ -20,6 +20,7 @@ import kotlinx.coroutines.sync.withLock
 import org.albertedge.textcore.AlbertTokenizer
 import org.albertedge.textcore.LabelScore
 import org.albertedge.textcore.PostProcess
+import org.albertedge.textcore.QAException
 
 /** One program of the bundle as the screen lists it. */
 data class ProgramChoice(val name: String, val sizeBytes: Long, val dynamic: Boolean)
@@ -53,6 +54,9 @@ data class UiState(
     /** No bundle could be read: the screen offers "Retry" (runs the locator again). */
     val canRetry: Boolean = false,
     val result: Classification? = null,
+    /** A question-answering bundle: the screen asks a question about a passage instead. */
+    val isQuestionAnswering: Boolean = false,
+    val qaResult: QAResult? = null,
 ) {
     companion object {
         /** 0 = ExecuTorch's default (half the cores). */
@@ -63,6 +67,13 @@ data class UiState(
             "the meeting moved to 3pm on Thursday",
             "I can't believe how rude the staff was today",
             "Just finished the book. Loved every page!",
+        )
+
+        /** Question and passage samples for a question-answering bundle. */
+        val QA_SAMPLES = listOf(
+            "Who wrote the report?" to "The report was written by Alice Smith in 2019 and published in Paris.",
+            "The city was founded in what year?" to "Paris grew quickly. The city was founded in 1821 by settlers from the coast.",
+            "Who runs the ferry?" to "The ferry across the river is run by Maria Lopez. It leaves every hour from the old mill.",
         )
     }
 }
@@ -80,8 +91,10 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
     private var tokenizer: AlbertTokenizer? = null
     private var classifier: ExecutorchClassifier? = null
 
-    /** The last text submitted by the screen (which owns the text field); re-run after a reload. */
+    /** The last text (or question and passage) submitted by the screen, which owns the fields; re-run after a reload. */
     private var submittedText: String = UiState.SAMPLES.first()
+    private var submittedQuestion: String = UiState.QA_SAMPLES.first().first
+    private var submittedContext: String = UiState.QA_SAMPLES.first().second
 
     init {
         loadBundle()
@@ -103,7 +116,7 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
             }
             val manifest = checkNotNull(bundle).manifest
             loadProgram(manifest.defaultProgram, threads = 0)
-            classifyCurrentText()
+            runCurrent()
         }
     }
 
@@ -116,11 +129,18 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
             ?: throw BundleException("${located.dir.path}/manifest.json has no tokenizer; this app needs one to encode text")
         val spiece = BundleFiles.verified(located.dir, settings.file).readBytes()
         tokenizer = AlbertTokenizer.fromManifest(manifest, spiece)
+        val qa = manifest.qa
+        val what = if (qa != null) {
+            "question answering, windows of ${qa.maxSeqLen} tokens overlapping by ${qa.docStride}, " +
+                "answers of at most ${qa.maxAnswerLen} tokens"
+        } else {
+            "${manifest.task}, labels ${manifest.labels.joinToString()}, max ${manifest.maxSeqLen} tokens"
+        }
         _state.update {
             it.copy(
-                bundleDescription = "${located.dir.path} (${located.origin.description}): " +
-                    "${manifest.task}, labels ${manifest.labels.joinToString()}, max ${manifest.maxSeqLen} tokens",
+                bundleDescription = "${located.dir.path} (${located.origin.description}): $what",
                 programs = manifest.programs.map { p -> ProgramChoice(p.name, p.file.sizeBytes, p.dynamic) },
+                isQuestionAnswering = manifest.isQuestionAnswering,
             )
         }
         bundle = located
@@ -128,17 +148,36 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
 
     fun selectProgram(name: String) = launchModelWork("Loading $name…") {
         loadProgram(name, _state.value.selectedThreads)
-        classifyCurrentText()
+        runCurrent()
     }
 
     fun selectThreads(threads: Int) = launchModelWork("Reloading with ${threadsLabel(threads)}…") {
         loadProgram(_state.value.selectedProgram ?: return@launchModelWork, threads)
-        classifyCurrentText()
+        runCurrent()
     }
 
     fun classify(text: String) = launchModelWork("Running…") {
         submittedText = text
         classifyCurrentText()
+    }
+
+    fun ask(question: String, context: String) = launchModelWork("Answering…") {
+        submittedQuestion = question
+        submittedContext = context
+        answerCurrentQuestion()
+    }
+
+    /** After a (re)load: the last text, or the last question, through the new program. */
+    private fun runCurrent() {
+        if (bundle?.manifest?.isQuestionAnswering == true) answerCurrentQuestion() else classifyCurrentText()
+    }
+
+    private fun answerCurrentQuestion() {
+        val located = bundle ?: throw BundleException("no bundle loaded")
+        val model = classifier ?: throw BundleException("no program loaded")
+        val tok = tokenizer ?: throw BundleException("no tokenizer loaded")
+        val result = answerQuestion(model, tok, located.manifest, submittedQuestion, submittedContext)
+        _state.update { it.copy(qaResult = result, heapAddedByFirstForward = model.heapAddedByFirstForward) }
     }
 
     /** Closes the current program first: the thread pool must not be resized under a loaded one. */
@@ -191,6 +230,9 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
                     throw e // the ViewModel is cleared; not an error to show
                 } catch (e: BundleException) {
                     _state.update { it.copy(busy = false, status = "Bundle problem", error = e.message) }
+                } catch (e: QAException) {
+                    // An empty question or passage, or a passage too long: say what is accepted.
+                    _state.update { it.copy(busy = false, status = "Cannot answer", error = e.message) }
                 } catch (e: IOException) {
                     _state.update { it.copy(busy = false, status = "Failed", error = "I/O error: ${e.message}") }
                 } catch (e: Throwable) {

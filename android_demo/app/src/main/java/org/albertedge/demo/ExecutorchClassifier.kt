@@ -10,7 +10,8 @@ import org.pytorch.executorch.Tensor
 
 /**
  * The only class that calls ExecuTorch: loads one `.pte` program and runs `forward` on
- * (input_ids, attention_mask, token_type_ids), each int64 of shape (1, S).
+ * (input_ids, attention_mask, token_type_ids), each int64 of shape (1, S), for any task's
+ * program (a classifier's logits, a QA program's start and end logits).
  *
  * Threads: `Module.load(path, loadMode, numThreads)` (executorch-android 0.7 and later) sets the
  * size of ExecuTorch's CPU thread pool, which is process-wide and shared by every loaded program;
@@ -22,15 +23,15 @@ import org.pytorch.executorch.Tensor
  */
 class ExecutorchClassifier private constructor(
     private val module: Module,
-    val program: ProgramInfo,
-    val numThreads: Int,
+    override val program: ProgramInfo,
+    override val numThreads: Int,
     /** Wall time of `Module.load` plus loading the `forward` method, in milliseconds. */
     val loadMillis: Double,
     /** Native heap ([Debug.getNativeHeapAllocatedSize]) just before `Module.load`, in bytes. */
     private val heapBeforeLoad: Long,
     /** Native heap the program added once loaded (packed weights, planned memory), in bytes. */
     val heapAddedByLoad: Long,
-) : AutoCloseable {
+) : ProgramRunner, AutoCloseable {
     private var closed = false
 
     /**
@@ -42,7 +43,13 @@ class ExecutorchClassifier private constructor(
         private set
 
     /** Runs `forward` once and returns the first output (the logits), flattened row-major. */
-    fun logits(inputs: ProgramInputs): FloatArray {
+    fun logits(inputs: ProgramInputs): FloatArray = outputs(inputs)[0]
+
+    /**
+     * Runs `forward` once and returns every output, flattened row-major, in the manifest's order
+     * ([ProgramInfo.outputs]: `logits`; `start_logits`, `end_logits` for question answering).
+     */
+    override fun outputs(inputs: ProgramInputs): List<FloatArray> {
         check(!closed) { "program ${program.name} was closed" }
         val shape = longArrayOf(1L, inputs.seqLen.toLong())
         val outputs = module.forward(
@@ -50,9 +57,11 @@ class ExecutorchClassifier private constructor(
             EValue.from(Tensor.fromBlob(inputs.attentionMask, shape)),
             EValue.from(Tensor.fromBlob(inputs.tokenTypeIds, shape)),
         )
-        check(outputs.isNotEmpty()) { "program ${program.name}: forward returned no outputs" }
+        check(outputs.size == program.outputs.size) {
+            "program ${program.name}: forward returned ${outputs.size} outputs; the manifest lists ${program.outputs}"
+        }
         if (heapAddedByFirstForward == null) heapAddedByFirstForward = Debug.getNativeHeapAllocatedSize() - heapBeforeLoad
-        return outputs[0].toTensor().dataAsFloatArray
+        return outputs.map { it.toTensor().dataAsFloatArray }
     }
 
     override fun close() {

@@ -20,6 +20,7 @@ class MainActivity : ComponentActivity() {
                 ClassifierScreen(
                     state = state,
                     onClassify = viewModel::classify,
+                    onAsk = viewModel::ask,
                     onSelectProgram = viewModel::selectProgram,
                     onSelectThreads = viewModel::selectThreads,
                     onRetry = viewModel::retry,

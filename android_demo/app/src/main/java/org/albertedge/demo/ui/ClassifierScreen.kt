@@ -31,27 +31,35 @@ import androidx.compose.runtime.saveable.rememberSaveable
 import androidx.compose.runtime.setValue
 import androidx.compose.ui.Alignment
 import androidx.compose.ui.Modifier
+import androidx.compose.ui.text.SpanStyle
+import androidx.compose.ui.text.buildAnnotatedString
 import androidx.compose.ui.text.font.FontWeight
 import androidx.compose.ui.unit.dp
 import java.util.Locale
 import org.albertedge.demo.Classification
+import org.albertedge.demo.QAResult
+import org.albertedge.demo.highlightRange
 import org.albertedge.demo.UiState
 import org.albertedge.demo.threadsLabel
 
 /**
  * The whole screen: everything comes from [state], every action goes to a callback. The text
- * field's value is the one piece of state the screen owns (saved across recreation), so typing
- * never round-trips through the ViewModel; [onClassify] receives the text.
+ * fields' values are the one piece of state the screen owns (saved across recreation), so typing
+ * never round-trips through the ViewModel; [onClassify] receives the text, [onAsk] the question
+ * and passage (a question-answering bundle gets those two fields instead of the text).
  */
 @Composable
 fun ClassifierScreen(
     state: UiState,
     onClassify: (String) -> Unit,
+    onAsk: (String, String) -> Unit,
     onSelectProgram: (String) -> Unit,
     onSelectThreads: (Int) -> Unit,
     onRetry: () -> Unit,
 ) {
     var text by rememberSaveable { mutableStateOf(UiState.SAMPLES.first()) }
+    var question by rememberSaveable { mutableStateOf(UiState.QA_SAMPLES.first().first) }
+    var passage by rememberSaveable { mutableStateOf(UiState.QA_SAMPLES.first().second) }
     Surface(modifier = Modifier.fillMaxSize()) {
         Column(
             modifier = Modifier
@@ -78,19 +86,43 @@ fun ClassifierScreen(
                 ModelFacts(state)
             }
 
-            OutlinedTextField(
-                value = text,
-                onValueChange = { text = it },
-                label = { Text("Text") },
-                modifier = Modifier.fillMaxWidth(),
-                minLines = 2,
-            )
-            ChoiceRow("Samples", UiState.SAMPLES, text, true, { it.take(24) + if (it.length > 24) "…" else "" }) { text = it }
-            Button(onClick = { onClassify(text) }, enabled = !state.busy && state.selectedProgram != null) {
-                Text("Classify")
+            if (state.isQuestionAnswering) {
+                OutlinedTextField(
+                    value = question,
+                    onValueChange = { question = it },
+                    label = { Text("Question") },
+                    modifier = Modifier.fillMaxWidth(),
+                    singleLine = true,
+                )
+                OutlinedTextField(
+                    value = passage,
+                    onValueChange = { passage = it },
+                    label = { Text("Passage") },
+                    modifier = Modifier.fillMaxWidth(),
+                    minLines = 4,
+                )
+                ChoiceRow("Samples", UiState.QA_SAMPLES, question to passage, true, { it.first }) {
+                    question = it.first
+                    passage = it.second
+                }
+                Button(onClick = { onAsk(question, passage) }, enabled = !state.busy && state.selectedProgram != null) {
+                    Text("Answer")
+                }
+                state.qaResult?.let { AnswerCard(it) }
+            } else {
+                OutlinedTextField(
+                    value = text,
+                    onValueChange = { text = it },
+                    label = { Text("Text") },
+                    modifier = Modifier.fillMaxWidth(),
+                    minLines = 2,
+                )
+                ChoiceRow("Samples", UiState.SAMPLES, text, true, { it.take(24) + if (it.length > 24) "…" else "" }) { text = it }
+                Button(onClick = { onClassify(text) }, enabled = !state.busy && state.selectedProgram != null) {
+                    Text("Classify")
+                }
+                state.result?.let { ResultCard(it) }
             }
-
-            state.result?.let { ResultCard(it) }
         }
     }
 }
@@ -163,6 +195,53 @@ private fun ResultCard(result: Classification) {
             Spacer(Modifier.height(4.dp))
             Text(
                 "Latency: median %.2f ms, p90 %.2f ms (%d runs after %d warm-up)".format(
+                    Locale.US, result.latency.medianMs, result.latency.p90Ms, result.latency.runs, result.latency.warmup,
+                ),
+                style = MaterialTheme.typography.bodyMedium,
+            )
+        }
+    }
+}
+
+/** The best answer, the passage with it highlighted, the other answers, and the latency of the question. */
+@Composable
+private fun AnswerCard(result: QAResult) {
+    Card(modifier = Modifier.fillMaxWidth()) {
+        Column(modifier = Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
+            val best = result.answers.firstOrNull()
+            Text(
+                when {
+                    best == null -> "(no answer)"
+                    best.text.isEmpty() -> "No answer in the passage"
+                    else -> best.text
+                },
+                style = MaterialTheme.typography.headlineMedium,
+                fontWeight = FontWeight.Bold,
+            )
+            best?.let { Text("score %.3f".format(Locale.US, it.score), style = MaterialTheme.typography.bodyMedium) }
+            val range = best?.let { highlightRange(it, result.context) }
+            val highlight = SpanStyle(background = MaterialTheme.colorScheme.primaryContainer, fontWeight = FontWeight.Bold)
+            Text(
+                buildAnnotatedString {
+                    append(result.context)
+                    if (range != null) addStyle(highlight, range.first, range.last + 1)
+                },
+                style = MaterialTheme.typography.bodyMedium,
+            )
+            Text(
+                "${result.program}, ${threadsLabel(result.threads)}, ${result.windows} window" +
+                    "${if (result.windows == 1) "" else "s"} of up to ${result.tokens} tokens",
+                style = MaterialTheme.typography.bodySmall,
+            )
+            for (other in result.answers.drop(1)) {
+                Text(
+                    "%s  (%.3f)".format(Locale.US, other.text.ifEmpty { "no answer" }, other.score),
+                    style = MaterialTheme.typography.bodyMedium,
+                )
+            }
+            Spacer(Modifier.height(4.dp))
+            Text(
+                "Latency of the question: median %.2f ms, p90 %.2f ms (%d runs after %d warm-up)".format(
                     Locale.US, result.latency.medianMs, result.latency.p90Ms, result.latency.runs, result.latency.warmup,
                 ),
                 style = MaterialTheme.typography.bodyMedium,

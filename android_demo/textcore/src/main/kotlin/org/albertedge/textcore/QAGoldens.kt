@@ -1,0 +1,146 @@
+package org.albertedge.textcore
+
+/**
+ * A question-answering bundle's `goldens.json` `qa_cases` (export/BUNDLE.md): a question and a
+ * passage, the windows Python made, and for every program its start/end logits per window and
+ * the answers Python decoded from them.
+ */
+class QAGoldenCase(
+    val question: String,
+    val context: String,
+    val topK: Int,
+    val windows: List<Encoding>,
+    val programs: Map<String, QAGoldenProgram>,
+)
+
+class QAGoldenProgram(val startLogits: List<FloatArray>, val endLogits: List<FloatArray>, val answers: List<Answer>)
+
+object QAGoldens {
+    /** `qa_cases` of goldens.json text; throws [ManifestException] naming the field that is wrong. */
+    fun parse(goldensJson: String): List<QAGoldenCase> {
+        val root = try {
+            MiniJson.parse(goldensJson)
+        } catch (e: JsonException) {
+            throw ManifestException("goldens.json is not valid JSON (${e.message})")
+        }
+        val cases = (root as? Map<*, *>)?.get("qa_cases") as? List<*>
+            ?: throw ManifestException("goldens.json: field 'qa_cases' is missing or not an array; this is not a question-answering bundle's goldens")
+        return cases.mapIndexed { i, c -> parseCase(c, "goldens.json: qa_cases[$i]") }
+    }
+
+    /**
+     * What textcore gives differently from the goldens, one line per difference (empty: all equal):
+     * its windows for each question, and the answers it decodes from each program's golden logits
+     * (texts and spans exactly, scores within 1e-5 relative).
+     */
+    fun check(manifest: BundleManifest, tokenizer: AlbertTokenizer, cases: List<QAGoldenCase>): List<String> {
+        val settings = manifest.qa ?: throw ManifestException("manifest.json: this bundle has no 'qa'; it is not a question-answering bundle")
+        val out = ArrayList<String>()
+        for ((i, case) in cases.withIndex()) {
+            val at = "qa_cases[$i] \"${case.question}\""
+            val windows = QuestionAnswering.windows(tokenizer, case.question, case.context, settings)
+            if (windows.size != case.windows.size) {
+                out += "$at: ${windows.size} windows, golden ${case.windows.size}"
+                continue
+            }
+            for ((w, golden) in case.windows.withIndex()) {
+                // A fixed-length bundle's golden windows are padded.
+                if (windows[w].padTo(golden.size, tokenizer.padId) != golden) out += "$at window $w: differs from the golden window"
+            }
+            for (program in manifest.programs) {
+                val expected = case.programs[program.name]
+                if (expected == null) {
+                    out += "$at: no golden logits for program ${program.name}"
+                    continue
+                }
+                val padded = if (program.dynamic) windows else windows.map { it.padTo(program.maxSeqLen, tokenizer.padId) }
+                val answers = try {
+                    QuestionAnswering.decode(padded, expected.startLogits, expected.endLogits, case.context, settings, tokenizer.clsId, case.topK)
+                } catch (e: QAException) {
+                    out += "$at ${program.name}: ${e.message}"
+                    continue
+                }
+                val got = answers.map { Triple(it.text, it.start, it.end) }
+                val want = expected.answers.map { Triple(it.text, it.start, it.end) }
+                if (got != want) {
+                    out += "$at ${program.name}: answers $got, golden $want"
+                } else {
+                    for ((a, e) in answers.zip(expected.answers)) {
+                        if (kotlin.math.abs(a.score - e.score) > 1e-5 * e.score + 1e-12) {
+                            out += "$at ${program.name}: score of \"${a.text}\" ${a.score}, golden ${e.score}"
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    private fun parseCase(c: Any?, at: String): QAGoldenCase {
+        val case = c as? Map<*, *> ?: throw ManifestException("$at must be an object")
+        fun str(name: String) = case[name] as? String ?: throw ManifestException("$at: field '$name' must be a string")
+        val windows = (case["windows"] as? List<*>)?.mapIndexed { j, w -> parseWindow(w, "$at.windows[$j]") }
+            ?: throw ManifestException("$at: field 'windows' must be an array")
+        val programs = (case["programs"] as? Map<*, *>)
+            ?: throw ManifestException("$at: field 'programs' must be an object")
+        return QAGoldenCase(
+            question = str("question"),
+            context = str("context"),
+            topK = (case["top_k"] as? Long)?.toInt() ?: throw ManifestException("$at: field 'top_k' must be an integer"),
+            windows = windows,
+            programs = programs.entries.associate { (name, v) ->
+                val p = v as? Map<*, *> ?: throw ManifestException("$at.programs.$name must be an object")
+                val where = "$at.programs.$name"
+                name.toString() to QAGoldenProgram(
+                    rows(p["start_logits"], "$where.start_logits"),
+                    rows(p["end_logits"], "$where.end_logits"),
+                    (p["answers"] as? List<*>)?.mapIndexed { k, a -> parseAnswer(a, "$where.answers[$k]") }
+                        ?: throw ManifestException("$where: field 'answers' must be an array"),
+                )
+            },
+        )
+    }
+
+    private fun parseWindow(w: Any?, at: String): Encoding {
+        val o = w as? Map<*, *> ?: throw ManifestException("$at must be an object")
+        fun ints(name: String, nullAs: Int? = null): IntArray = (o[name] as? List<*>)?.map {
+            when {
+                it is Long -> it.toInt()
+                it == null && nullAs != null -> nullAs
+                else -> throw ManifestException("$at: field '$name' holds ${it ?: "null"}; accepted: integers")
+            }
+        }?.toIntArray() ?: throw ManifestException("$at: field '$name' must be an array")
+        val offsets = (o["offsets"] as? List<*>)?.flatMap { span ->
+            (span as? List<*>)?.map { (it as? Long)?.toInt() ?: throw ManifestException("$at: field 'offsets' holds $it") }
+                ?.takeIf { it.size == 2 } ?: throw ManifestException("$at: field 'offsets' must hold [start, end] pairs")
+        }?.toIntArray() ?: throw ManifestException("$at: field 'offsets' must be an array")
+        val ids = ints("input_ids")
+        return try {
+            Encoding(
+                LongArray(ids.size) { ids[it].toLong() },
+                ints("attention_mask").map { it.toLong() }.toLongArray(),
+                ints("token_type_ids").map { it.toLong() }.toLongArray(),
+                offsets,
+                ints("word_ids", nullAs = -1),
+                ints("sequence_ids", nullAs = -1),
+            )
+        } catch (e: IllegalArgumentException) {
+            throw ManifestException("$at: ${e.message}")
+        }
+    }
+
+    private fun rows(v: Any?, at: String): List<FloatArray> = (v as? List<*>)?.map { row ->
+        (row as? List<*>)?.map { (it as? Number)?.toFloat() ?: throw ManifestException("$at holds $it; accepted: numbers") }
+            ?.toFloatArray() ?: throw ManifestException("$at must be an array of arrays of numbers")
+    } ?: throw ManifestException("$at must be an array of arrays of numbers")
+
+    private fun parseAnswer(a: Any?, at: String): Answer {
+        val o = a as? Map<*, *> ?: throw ManifestException("$at must be an object")
+        return Answer(
+            o["answer"] as? String ?: throw ManifestException("$at: field 'answer' must be a string"),
+            (o["start"] as? Long)?.toInt() ?: throw ManifestException("$at: field 'start' must be an integer"),
+            (o["end"] as? Long)?.toInt() ?: throw ManifestException("$at: field 'end' must be an integer"),
+            (o["score"] as? Number)?.toDouble() ?: throw ManifestException("$at: field 'score' must be a number"),
+        )
+    }
+}

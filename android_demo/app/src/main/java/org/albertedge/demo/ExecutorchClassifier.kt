@@ -61,7 +61,12 @@ class ExecutorchClassifier private constructor(
             "program ${program.name}: forward returned ${outputs.size} outputs; the manifest lists ${program.outputs}"
         }
         if (heapAddedByFirstForward == null) heapAddedByFirstForward = Debug.getNativeHeapAllocatedSize() - heapBeforeLoad
-        return outputs.map { it.toTensor().dataAsFloatArray }
+        return outputs.mapIndexed { o, value ->
+            value.toTensor().dataAsFloatArray.also { data ->
+                val bad = data.indexOfFirst { it.isNaN() || it.isInfinite() }
+                check(bad < 0) { "program ${program.name}: output ${program.outputs[o]}[$bad] is ${data[bad]}; the program is unusable" }
+            }
+        }
     }
 
     override fun close() {

@@ -65,6 +65,16 @@ data class BundleManifest(
     companion object {
         const val FORMAT = "albert-edge-bundle"
         const val QA_TASK = "question-answering"
+
+        /** The architecture of each task (albert_edge/config.py HEADS). */
+        val HEADS = mapOf(
+            "base" to "AlbertModel",
+            "pretraining" to "AlbertForPreTraining",
+            "masked-lm" to "AlbertForMaskedLM",
+            "sequence-classification" to "AlbertForSequenceClassification",
+            "token-classification" to "AlbertForTokenClassification",
+            QA_TASK to "AlbertForQuestionAnswering",
+        )
         val SUPPORTED_SCHEMA_VERSIONS = listOf(1)
         private val INPUT_NAMES = listOf("input_ids", "attention_mask", "token_type_ids")
 
@@ -86,23 +96,41 @@ data class BundleManifest(
                         "(supported: ${SUPPORTED_SCHEMA_VERSIONS.joinToString()}); use a matching app or re-export the bundle"
                 )
             }
+            val task = top.str("task")
+            val architecture = HEADS[task]
+                ?: throw ManifestException("manifest.json: field 'task' is \"$task\"; accepted: ${HEADS.keys.joinToString { "\"$it\"" }}")
+            if (top.str("architecture") != architecture) {
+                throw ManifestException("manifest.json: field 'architecture' is \"${top.str("architecture")}\"; a \"$task\" bundle has \"$architecture\"")
+            }
             val labels = top.list("labels").mapIndexed { i, v ->
-                v as? String ?: throw ManifestException("manifest.json: field 'labels[$i]' must be a string, got ${show(v)}")
+                (v as? String)?.takeIf { it.isNotEmpty() }
+                    ?: throw ManifestException("manifest.json: field 'labels[$i]' must be a non-empty string, got ${show(v)}")
+            }
+            if (labels.isEmpty()) throw ManifestException("manifest.json: field 'labels' is empty; accepted: a non-empty array of distinct strings")
+            labels.groupBy { it }.values.firstOrNull { it.size > 1 }?.let {
+                throw ManifestException("manifest.json: field 'labels' names \"${it[0]}\" twice; labels must be distinct")
             }
             val maxSeqLen = top.int("max_seq_len", min = 1)
+            val vocabSize = top.int("vocab_size", min = 1)
             val tokenizer = top.objOrNull("tokenizer")?.let { t ->
                 TokenizerSettings(
                     file = fileEntry(t),
                     doLowerCase = t.bool("do_lower_case"),
                     keepAccents = t.bool("keep_accents"),
                     splitDigitComma = t.bool("split_digit_comma"),
-                    vocabSize = t.int("vocab_size", min = 1),
-                    padId = t.int("pad_id", min = 0),
-                    unkId = t.int("unk_id", min = 0),
-                    clsId = t.int("cls_id", min = 0),
-                    sepId = t.int("sep_id", min = 0),
-                    maskId = t.int("mask_id", min = 0),
-                    maxLength = t.int("max_length", min = 2),
+                    vocabSize = t.int("vocab_size", min = 5, max = vocabSize),
+                    padId = t.int("pad_id", min = 0, max = t.int("vocab_size") - 1),
+                    unkId = t.int("unk_id", min = 0, max = t.int("vocab_size") - 1),
+                    clsId = t.int("cls_id", min = 0, max = t.int("vocab_size") - 1),
+                    sepId = t.int("sep_id", min = 0, max = t.int("vocab_size") - 1),
+                    maskId = t.int("mask_id", min = 0, max = t.int("vocab_size") - 1),
+                    maxLength = t.int("max_length", min = 2).also {
+                        if (it != maxSeqLen) {
+                            throw ManifestException(
+                                "manifest.json: field 'tokenizer.max_length' is $it but 'max_seq_len' is $maxSeqLen; the manifest was edited: re-export the bundle"
+                            )
+                        }
+                    },
                     truncation = t.str("truncation").also {
                         if (it != "longest_first") throw ManifestException("manifest.json: field 'tokenizer.truncation' is \"$it\"; accepted: \"longest_first\"")
                     },
@@ -113,7 +141,7 @@ data class BundleManifest(
                     },
                 )
             }
-            val goldens = top.objOrNull("goldens")?.let { fileEntry(it) }
+            val goldens = top.objOrNull("goldens")?.let { it.int("num_cases", min = 1); fileEntry(it) }
             val programList = top.list("programs")
             if (programList.isEmpty()) throw ManifestException("manifest.json: field 'programs' is empty; a bundle has at least one program")
             val programs = programList.mapIndexed { i, v ->
@@ -123,15 +151,29 @@ data class BundleManifest(
                 if (names != INPUT_NAMES) {
                     throw ManifestException("manifest.json: field 'programs[$i].inputs' must name $INPUT_NAMES in that order, got $names")
                 }
-                val first = Obj(inputs[0] as Map<*, *>, "programs[$i].inputs[0].")
-                val minLen = first.int("min_seq_len", min = 1)
-                val maxLen = first.int("max_seq_len", min = minLen)
+                val bounds = inputs.mapIndexed { j, input ->
+                    val o = Obj(input as Map<*, *>, "programs[$i].inputs[$j].")
+                    val maxLen = o.int("max_seq_len", min = 1)
+                    if (maxLen != maxSeqLen) {
+                        throw ManifestException(
+                            "manifest.json: field 'programs[$i].inputs[$j].max_seq_len' is $maxLen but 'max_seq_len' is $maxSeqLen; the manifest was edited: re-export the bundle"
+                        )
+                    }
+                    val minLen = o.int("min_seq_len", min = 1, max = maxLen)
+                    val dynamic = o.bool("dynamic")
+                    if (dynamic != (minLen < maxLen)) {
+                        throw ManifestException("manifest.json: field 'programs[$i].inputs[$j].dynamic' is $dynamic but the lengths are $minLen..$maxLen")
+                    }
+                    Triple(minLen, maxLen, dynamic)
+                }
+                if (bounds.distinct().size != 1) throw ManifestException("manifest.json: field 'programs[$i].inputs': the three inputs' lengths differ: $bounds")
+                val (minLen, maxLen, dynamic) = bounds[0]
                 val outputs = p.list("outputs").mapIndexed { j, o ->
                     (o as? Map<*, *>)?.get("name") as? String
                         ?: throw ManifestException("manifest.json: field 'programs[$i].outputs[$j]' must be an object with a string name, got ${show(o)}")
                 }
                 if (outputs.isEmpty()) throw ManifestException("manifest.json: field 'programs[$i].outputs' is empty")
-                ProgramInfo(p.str("name"), fileEntry(p), p.str("method"), first.bool("dynamic"), minLen, maxLen, outputs)
+                ProgramInfo(p.str("name"), fileEntry(p), p.str("method"), dynamic, minLen, maxLen, outputs)
             }
             programs.groupBy { it.name }.values.firstOrNull { it.size > 1 }?.let {
                 throw ManifestException("manifest.json: field 'programs': program name \"${it[0].name}\" is used twice")
@@ -142,7 +184,16 @@ data class BundleManifest(
                     "manifest.json: field 'default_program' is \"$defaultProgram\"; accepted: one of ${programs.joinToString { "\"${it.name}\"" }}"
                 )
             }
-            val task = top.str("task")
+            if (tokenizer != null) {
+                val want = if (programs[0].dynamic) "do_not_pad" else "max_length"
+                if (tokenizer.padding != want) {
+                    throw ManifestException(
+                        "manifest.json: field 'tokenizer.padding' is \"${tokenizer.padding}\" but the programs are " +
+                            "${if (programs[0].dynamic) "dynamic" else "fixed-length"}; accepted: \"$want\""
+                    )
+                }
+            }
+            val padTokenId = top.int("pad_token_id", min = 0, max = vocabSize - 1)
             val qa = if (task == QA_TASK) {
                 if (!top.has("qa")) {
                     throw ManifestException(
@@ -168,9 +219,9 @@ data class BundleManifest(
                 task = task,
                 labels = labels,
                 maxSeqLen = maxSeqLen,
-                vocabSize = top.int("vocab_size", min = 1),
+                vocabSize = vocabSize,
                 typeVocabSize = top.int("type_vocab_size", min = 1),
-                padTokenId = top.int("pad_token_id", min = 0),
+                padTokenId = padTokenId,
                 defaultProgram = defaultProgram,
                 tokenizer = tokenizer,
                 goldens = goldens,
@@ -252,18 +303,15 @@ data class BundleManifest(
         fun bool(name: String): Boolean = get(name).let { it as? Boolean ?: wrong(name, "true or false", it) }
         fun list(name: String): List<*> = get(name).let { it as? List<*> ?: wrong(name, "an array", it) }
 
-        fun long(name: String, min: Long): Long {
+        fun long(name: String, min: Long, max: Long = Long.MAX_VALUE): Long {
             val v = get(name)
             val n = v as? Long ?: wrong(name, "an integer", v)
-            if (n < min) wrong(name, "an integer >= $min", v)
+            if (n < min || n > max) wrong(name, if (max == Long.MAX_VALUE) "an integer >= $min" else "an integer in [$min, $max]", v)
             return n
         }
 
-        fun int(name: String, min: Int = Int.MIN_VALUE): Int {
-            val n = long(name, min.toLong())
-            if (n > Int.MAX_VALUE) wrong(name, "an integer <= ${Int.MAX_VALUE}", n)
-            return n.toInt()
-        }
+        fun int(name: String, min: Int = Int.MIN_VALUE, max: Int = Int.MAX_VALUE): Int =
+            long(name, min.toLong(), max.toLong()).toInt()
 
         fun objOrNull(name: String): Obj? = when (val v = get(name)) {
             null -> null

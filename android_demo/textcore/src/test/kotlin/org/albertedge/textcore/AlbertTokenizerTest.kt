@@ -111,6 +111,7 @@ class AlbertTokenizerTest {
     @Test fun fromManifestUsesFlagsAndChecksIds() {
         fun manifest(unk: Int, lower: Boolean) = BundleManifest.parse(
             """{"format": "albert-edge-bundle", "schema_version": 1, "task": "sequence-classification",
+            "architecture": "AlbertForSequenceClassification",
             "labels": ["a", "b"], "max_seq_len": 16, "vocab_size": 1500, "type_vocab_size": 2, "pad_token_id": 0,
             "default_program": "fp32", "goldens": null,
             "tokenizer": {"file": "spiece.model", "size_bytes": 1, "sha256": "${"0".repeat(64)}", "do_lower_case": $lower,
@@ -119,7 +120,9 @@ class AlbertTokenizerTest {
             "programs": [{"name": "fp32", "file": "model_fp32.pte", "size_bytes": 1, "sha256": "${"0".repeat(64)}",
               "method": "forward", "inputs": [
                 {"name": "input_ids", "min_seq_len": 1, "max_seq_len": 16, "dynamic": true},
-                {"name": "attention_mask"}, {"name": "token_type_ids"}], "outputs": [{"name": "logits"}]}]}"""
+                {"name": "attention_mask", "min_seq_len": 1, "max_seq_len": 16, "dynamic": true},
+                {"name": "token_type_ids", "min_seq_len": 1, "max_seq_len": 16, "dynamic": true}],
+              "outputs": [{"name": "logits"}]}]}"""
         )
         val cased = AlbertTokenizer.fromManifest(manifest(1, lower = false), TestFiles.spiece)
         assertEquals(false, cased.doLowerCase)

@@ -93,6 +93,25 @@ class ManifestTest {
         assertRejected("{\"format\": ", "not valid JSON")
     }
 
+    /** export/BUNDLE.md, "Validating a bundle", step 2: what albert_edge.bundle_format.read_manifest refuses. */
+    @Test fun refusesWhatThePythonReaderRefuses() {
+        assertRejected(manifest().replace("\"sequence-classification\"", "\"summarization\""), "'task'", "\"question-answering\"")
+        assertRejected(manifest().replace("AlbertForSequenceClassification", "AlbertForMaskedLM"), "'architecture'", "\"AlbertForSequenceClassification\"")
+        assertRejected(manifest().replace("[\"negative\", \"neutral\", \"positive\"]", "[]"), "'labels' is empty")
+        assertRejected(manifest().replace("[\"negative\", \"neutral\", \"positive\"]", "[\"a\", \"a\"]"), "\"a\" twice")
+        assertRejected(manifest().replace("[\"negative\", \"neutral\"", "[\"\", \"neutral\""), "'labels[0]'", "non-empty")
+        assertRejected(manifest().replace("\"max_length\": 32", "\"max_length\": 64"), "'tokenizer.max_length' is 64", "re-export")
+        assertRejected(manifest().replace("\"mask_id\": 4", "\"mask_id\": 1500"), "'tokenizer.mask_id'", "[0, 1499]")
+        assertRejected(manifest().replace("\"vocab_size\": 1500, \"pad_id\"", "\"vocab_size\": 2000, \"pad_id\""), "'tokenizer.vocab_size'", "[5, 1500]")
+        assertRejected(manifest().replace("\"pad_token_id\": 0", "\"pad_token_id\": 1500"), "'pad_token_id'")
+        assertRejected(manifest().replace("\"num_cases\": 5", "\"num_cases\": 0"), "'goldens.num_cases'")
+        assertRejected(manifest(programs = program("fp32", dynamic = false), default = "fp32"), "'tokenizer.padding'", "\"max_length\"")
+        val longer = program("fp32").replace("\"max_seq_len\": 32, \"dynamic\"", "\"max_seq_len\": 64, \"dynamic\"")
+        assertRejected(manifest(programs = longer, default = "fp32"), "'programs[0].inputs[0].max_seq_len' is 64")
+        val lying = program("fp32").replace("\"dynamic\": true", "\"dynamic\": false")
+        assertRejected(manifest(programs = lying, default = "fp32"), "'programs[0].inputs[0].dynamic' is false", "1..32")
+    }
+
     private val qa = """{"max_seq_len": 32, "doc_stride": 16, "max_question_len": 16, "max_answer_len": 15,
         "no_answer_threshold": null, "align_to_words": true}"""
 

@@ -213,7 +213,7 @@ def _replay_qa_on_the_jvm(bundle: Path) -> subprocess.CompletedProcess:
     built = subprocess.run([str(TOKENIZE), "--build"], check=False, capture_output=True, text=True)
     if built.returncode != 0:
         pytest.fail(f"compiling textcore failed (run `make kotlin`):\n{built.stderr}", pytrace=False)
-    return subprocess.run([str(TOKENIZE), "--replay-qa", str(bundle)], check=False, capture_output=True, text=True)
+    return subprocess.run([str(TOKENIZE), "--check-bundle", str(bundle)], check=False, capture_output=True, text=True)
 
 
 def test_textcore_reproduces_every_qa_golden_case(bundle_dir, tmp_path) -> None:
@@ -223,6 +223,7 @@ def test_textcore_reproduces_every_qa_golden_case(bundle_dir, tmp_path) -> None:
     n = len(json.loads((bundle_dir / "goldens.json").read_text())["qa_cases"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"checked {n} qa cases, 2 programs: 0 differences" in r.stdout
+    assert "tokenizer: gives every golden case's ids" in r.stdout
     # A fixed-length bundle: padded windows and logits.
     fixed = export_bundle(REFERENCE_MODEL, tmp_path / "fixed", ("fp32",), dynamic=False, max_seq_len=48,
                           qa_options={"doc_stride": 16})
@@ -240,3 +241,9 @@ def test_textcore_reproduces_every_qa_golden_case(bundle_dir, tmp_path) -> None:
     r = _replay_qa_on_the_jvm(edited)
     assert r.returncode == 1
     assert "qa_cases[0]" in r.stdout and "int8: answers" in r.stdout
+    # Edited tokenizer settings (the manifest has no hash) are caught on the golden text cases.
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["tokenizer"]["do_lower_case"] = not manifest["tokenizer"]["do_lower_case"]
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    r = _replay_qa_on_the_jvm(edited)
+    assert r.returncode == 1 and "tokenizer: differs" in r.stdout and "re-export the bundle" in r.stdout, r.stdout

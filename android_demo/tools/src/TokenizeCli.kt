@@ -4,6 +4,7 @@ package org.albertedge.textcore.tools
 import org.albertedge.textcore.AlbertTokenizer
 import org.albertedge.textcore.BundleManifest
 import org.albertedge.textcore.QAGoldens
+import org.albertedge.textcore.firstTokenizerMismatch
 import org.albertedge.textcore.MiniJson
 import org.albertedge.textcore.SentencePieceModel
 import org.albertedge.textcore.SentencePieceException
@@ -15,7 +16,7 @@ import kotlin.system.exitProcess
 
 private const val USAGE = """usage: tokenize SPIECE_MODEL [--max-len N] [--no-lower-case] [--keep-accents] [--split-digit-comma] [--json] [--all]
        tokenize --dump-unicode
-       tokenize --replay-qa BUNDLE_DIR
+       tokenize --check-bundle BUNDLE_DIR
 
 Reads UTF-8 texts from stdin, one per line (a TAB separates the two texts of a pair), and prints
 one JSON array of token ids per line. --json: each line is instead a JSON string or an array of
@@ -23,7 +24,8 @@ one or two strings (for texts containing newlines or tabs). --all: print an obje
 input_ids, token_type_ids, attention_mask and offsets ([start, end] code points per token).
 --dump-unicode: print textcore's per-code-point Unicode table (category class, accents
 stripped, lower case, isdigit), in the format of android_demo/tools/gen_unicode_tables.py.
---replay-qa: check a question-answering bundle's goldens.json qa_cases with textcore (windows,
+--check-bundle: read a bundle's manifest with textcore, check that its tokenizer gives every
+golden text case's ids and, for a question-answering bundle, its goldens.json qa_cases (windows,
 and answers decoded from every program's golden logits); prints one line per difference and
 exits 1 if there is any."""
 
@@ -48,23 +50,29 @@ private fun dumpUnicode(out: BufferedWriter) {
     }
 }
 
-private fun replayQa(dir: File): Int {
+private fun checkBundle(dir: File): Int {
     val manifest = BundleManifest.parse(File(dir, "manifest.json").readText(Charsets.UTF_8))
     val settings = manifest.tokenizer ?: fail("$dir: the bundle has no tokenizer")
     val tokenizer = AlbertTokenizer.fromManifest(manifest, File(dir, settings.file.file).readBytes())
     val goldens = manifest.goldens ?: fail("$dir: the bundle has no goldens")
-    val cases = QAGoldens.parse(File(dir, goldens.file).readText(Charsets.UTF_8))
-    val problems = QAGoldens.check(manifest, tokenizer, cases)
+    val text = File(dir, goldens.file).readText(Charsets.UTF_8)
+    val problems = listOfNotNull(firstTokenizerMismatch(manifest, tokenizer, text)).toMutableList()
+    println("tokenizer: ${if (problems.isEmpty()) "gives every golden case's ids" else "differs"}")
+    if (manifest.isQuestionAnswering) {
+        val cases = QAGoldens.parse(text)
+        val qa = QAGoldens.check(manifest, tokenizer, cases)
+        println("checked ${cases.size} qa cases, ${manifest.programs.size} programs: ${qa.size} differences")
+        problems += qa
+    }
     problems.forEach { println(it) }
-    println("checked ${cases.size} qa cases, ${manifest.programs.size} programs: ${problems.size} differences")
     return if (problems.isEmpty()) 0 else 1
 }
 
 fun main(args: Array<String>) {
-    if (args.isNotEmpty() && args[0] == "--replay-qa") {
-        val dir = File(args.getOrNull(1) ?: fail("--replay-qa needs a bundle folder\n$USAGE"))
+    if (args.isNotEmpty() && args[0] == "--check-bundle") {
+        val dir = File(args.getOrNull(1) ?: fail("--check-bundle needs a bundle folder\n$USAGE"))
         val code = try {
-            replayQa(dir)
+            checkBundle(dir)
         } catch (e: IllegalArgumentException) {
             fail("$dir: ${e.message}")
         }

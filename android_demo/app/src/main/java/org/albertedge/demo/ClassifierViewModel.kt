@@ -21,6 +21,7 @@ import org.albertedge.textcore.AlbertTokenizer
 import org.albertedge.textcore.LabelScore
 import org.albertedge.textcore.PostProcess
 import org.albertedge.textcore.QAException
+import org.albertedge.textcore.firstTokenizerMismatch
 
 /** One program of the bundle as the screen lists it. */
 data class ProgramChoice(val name: String, val sizeBytes: Long, val dynamic: Boolean)
@@ -128,7 +129,14 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
         val settings = manifest.tokenizer
             ?: throw BundleException("${located.dir.path}/manifest.json has no tokenizer; this app needs one to encode text")
         val spiece = BundleFiles.verified(located.dir, settings.file).readBytes()
-        tokenizer = AlbertTokenizer.fromManifest(manifest, spiece)
+        val tok = AlbertTokenizer.fromManifest(manifest, spiece)
+        // The manifest has no hash, and its tokenizer settings change every answer: the golden
+        // text cases must still encode to their ids (export/BUNDLE.md, "Validating a bundle", step 5).
+        manifest.goldens?.let { entry ->
+            val goldens = BundleFiles.verified(located.dir, entry).readText(Charsets.UTF_8)
+            firstTokenizerMismatch(manifest, tok, goldens)?.let { throw BundleException("${located.dir.path}/$it") }
+        }
+        tokenizer = tok
         val qa = manifest.qa
         val what = if (qa != null) {
             "question answering, windows of ${qa.maxSeqLen} tokens overlapping by ${qa.docStride}, " +

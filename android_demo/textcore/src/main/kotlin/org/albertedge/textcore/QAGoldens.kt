@@ -15,6 +15,37 @@ class QAGoldenCase(
 
 class QAGoldenProgram(val startLogits: List<FloatArray>, val endLogits: List<FloatArray>, val answers: List<Answer>)
 
+/**
+ * Step 5 of export/BUNDLE.md's "Validating a bundle": the manifest is covered by no hash, and its
+ * tokenizer settings change every answer, so each golden text case of goldens.json must encode to
+ * its `input_ids`, `attention_mask` and `token_type_ids` (padded to `max_seq_len` for fixed-length
+ * programs). Returns a one-line description of the first case that differs, or null.
+ */
+fun firstTokenizerMismatch(manifest: BundleManifest, tokenizer: AlbertTokenizer, goldensJson: String): String? {
+    val root = try {
+        MiniJson.parse(goldensJson)
+    } catch (e: JsonException) {
+        throw ManifestException("goldens.json is not valid JSON (${e.message})")
+    }
+    val cases = (root as? Map<*, *>)?.get("cases") as? List<*>
+        ?: throw ManifestException("goldens.json: field 'cases' is missing or not an array")
+    for ((i, c) in cases.withIndex()) {
+        val case = c as? Map<*, *> ?: throw ManifestException("goldens.json: cases[$i] must be an object")
+        val text = case["text"] as? String ?: continue // cases of a bundle without a tokenizer have no text
+        fun longs(name: String) = (case[name] as? List<*>)?.map { it as? Long ?: throw ManifestException("goldens.json: cases[$i].$name holds $it") }
+            ?: throw ManifestException("goldens.json: cases[$i].$name must be an array of integers")
+        var enc = tokenizer.encode(text, case["text_pair"] as? String, manifest.maxSeqLen)
+        if (!manifest.programs[0].dynamic) enc = enc.padTo(manifest.maxSeqLen, manifest.padTokenId)
+        for ((name, got) in listOf("input_ids" to enc.inputIds, "attention_mask" to enc.attentionMask, "token_type_ids" to enc.tokenTypeIds)) {
+            if (got.toList() != longs(name)) {
+                return "goldens.json: case $i (\"${text.take(40)}\"): the manifest's tokenizer settings give $name ${got.toList().take(12)}…, " +
+                    "the golden case has ${longs(name).take(12)}…; the manifest or spiece.model was edited: re-export the bundle"
+            }
+        }
+    }
+    return null
+}
+
 object QAGoldens {
     /** `qa_cases` of goldens.json text; throws [ManifestException] naming the field that is wrong. */
     fun parse(goldensJson: String): List<QAGoldenCase> {

@@ -117,3 +117,31 @@ class QuestionAnsweringTest {
         refused("cannot make QA windows") { QuestionAnswering.windows(tokenizer, long, "p", QASettings(maxSeqLen = 8, docStride = 2, maxQuestionLen = 64)) }
     }
 }
+
+class TokenizerGoldensTest {
+    private val tokenizer = AlbertTokenizer(SentencePieceModel.parse(TestFiles.spiece))
+
+    private fun manifest(dynamic: Boolean) = BundleManifest(
+        1, "sequence-classification", listOf("a", "b"), 16, tokenizer.vocabSize, 2, tokenizer.padId, "p", null, null,
+        listOf(ProgramInfo("p", FileEntry("p.pte", 1, "0".repeat(64)), "forward", dynamic, if (dynamic) 1 else 16, 16)),
+    )
+
+    private fun goldens(enc: Encoding, text: String) =
+        """{"cases": [{"text": null, "input_ids": [5]}, {"text": ${MiniJsonText.quote(text)}, "input_ids": ${enc.inputIds.toList()},
+            "attention_mask": ${enc.attentionMask.toList()}, "token_type_ids": ${enc.tokenTypeIds.toList()}}]}"""
+
+    @Test fun goldenIdsMustBeWhatTheSettingsGive() {
+        val text = "Hello, World! Café"
+        val enc = tokenizer.encode(text, maxLength = 16)
+        assertEquals(null, firstTokenizerMismatch(manifest(true), tokenizer, goldens(enc, text)))
+        // Fixed-length programs: the goldens hold padded ids.
+        assertEquals(null, firstTokenizerMismatch(manifest(false), tokenizer, goldens(enc.padTo(16, tokenizer.padId), text)))
+        val cased = AlbertTokenizer(SentencePieceModel.parse(TestFiles.spiece), doLowerCase = false)
+        val message = firstTokenizerMismatch(manifest(true), cased, goldens(enc, text))
+        assertTrue(message, message!!.contains("case 1") && message.contains("input_ids") && message.contains("re-export"))
+    }
+}
+
+private object MiniJsonText {
+    fun quote(s: String) = "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
+}

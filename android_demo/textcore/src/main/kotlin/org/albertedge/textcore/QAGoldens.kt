@@ -22,13 +22,7 @@ class QAGoldenProgram(val startLogits: List<FloatArray>, val endLogits: List<Flo
  * programs). Returns a one-line description of the first case that differs, or null.
  */
 fun firstTokenizerMismatch(manifest: BundleManifest, tokenizer: AlbertTokenizer, goldensJson: String): String? {
-    val root = try {
-        MiniJson.parse(goldensJson)
-    } catch (e: JsonException) {
-        throw ManifestException("goldens.json is not valid JSON (${e.message})")
-    }
-    val cases = (root as? Map<*, *>)?.get("cases") as? List<*>
-        ?: throw ManifestException("goldens.json: field 'cases' is missing or not an array")
+    val cases = goldensArray(goldensJson, "cases", "")
     for ((i, c) in cases.withIndex()) {
         val case = c as? Map<*, *> ?: throw ManifestException("goldens.json: cases[$i] must be an object")
         val text = case["text"] as? String ?: continue // cases of a bundle without a tokenizer have no text
@@ -46,16 +40,21 @@ fun firstTokenizerMismatch(manifest: BundleManifest, tokenizer: AlbertTokenizer,
     return null
 }
 
+/** The array [field] of goldens.json text; [ManifestException] (with [hint]) when it is not there. */
+private fun goldensArray(goldensJson: String, field: String, hint: String): List<*> {
+    val root = try {
+        MiniJson.parse(goldensJson)
+    } catch (e: JsonException) {
+        throw ManifestException("goldens.json is not valid JSON (${e.message})")
+    }
+    return (root as? Map<*, *>)?.get(field) as? List<*>
+        ?: throw ManifestException("goldens.json: field '$field' is missing or not an array$hint")
+}
+
 object QAGoldens {
     /** `qa_cases` of goldens.json text; throws [ManifestException] naming the field that is wrong. */
     fun parse(goldensJson: String): List<QAGoldenCase> {
-        val root = try {
-            MiniJson.parse(goldensJson)
-        } catch (e: JsonException) {
-            throw ManifestException("goldens.json is not valid JSON (${e.message})")
-        }
-        val cases = (root as? Map<*, *>)?.get("qa_cases") as? List<*>
-            ?: throw ManifestException("goldens.json: field 'qa_cases' is missing or not an array; this is not a question-answering bundle's goldens")
+        val cases = goldensArray(goldensJson, "qa_cases", "; this is not a question-answering bundle's goldens")
         return cases.mapIndexed { i, c -> parseCase(c, "goldens.json: qa_cases[$i]") }
     }
 

@@ -171,7 +171,7 @@ def _top_spans(p_start: np.ndarray, p_end: np.ndarray, k: int, max_answer_len: i
     flat = candidates.ravel()
     if k == 1:
         order = np.array([np.argmax(flat)])
-    elif flat.size < k:
+    elif flat.size <= k:  # argpartition needs k < size
         order = np.argsort(-flat)
     else:
         idx = np.argpartition(-flat, k)[:k]

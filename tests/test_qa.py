@@ -187,3 +187,17 @@ def test_a_long_question_shrinks_the_stride_to_half_a_window(tok: AlbertTokenize
     assert starts[:3] == [context_starts[0], context_starts[room - room // 2], context_starts[2 * (room - room // 2)]]
     with pytest.raises(TokenizerError, match="stride=20 must be smaller"):
         tok.encode_windows(question, context, max_length=48, stride=20, max_text_tokens=30)
+
+
+def test_as_many_candidates_as_spans(tok: AlbertTokenizer) -> None:
+    """A window of n tokens has n² span scores; top_k with 2 top_k + 10 == n² decodes (argpartition
+    cannot partition at the array's length) and gives the best spans."""
+    settings = QASettings(max_seq_len=8, doc_stride=2, max_question_len=4)
+    window = make_windows(tok, "x", "a b", settings)[0]
+    n = len(window) + len(window) % 2  # even, so that n² - 10 is
+    window = tok.pad(window, n)
+    top_k = (n * n - 10) // 2
+    rng = np.random.default_rng(0)
+    start, end = rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
+    answers = decode_answers([window], [start], [end], "a b", settings, tok.cls_id, top_k=top_k)
+    assert answers and answers == sorted(answers, key=lambda a: -a["score"])

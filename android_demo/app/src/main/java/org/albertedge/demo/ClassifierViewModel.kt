@@ -87,7 +87,8 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
     private val _state = MutableStateFlow(UiState())
     val state: StateFlow<UiState> = _state.asStateFlow()
 
-    private val modelLock = Mutex()
+    /** App-wide ([sharedModelLock]): a new ViewModel's load waits until a cleared one has released its program. */
+    private val modelLock = sharedModelLock
     private var bundle: LocatedBundle? = null
     private var tokenizer: AlbertTokenizer? = null
     private var classifier: ExecutorchClassifier? = null
@@ -269,6 +270,13 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
 
 /** Process-wide: releases native modules of cleared ViewModels in the background. */
 private val releaseScope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
+/**
+ * Process-wide, as the rule it guards is ([ExecutorchClassifier.load] refuses while another program
+ * is open): a ViewModel created right after another was cleared (leave and come back) takes this
+ * lock after the old one's release, instead of failing with "still loaded".
+ */
+private val sharedModelLock = Mutex()
 
 fun threadsLabel(threads: Int): String = if (threads == 0) "auto threads" else "$threads thread${if (threads == 1) "" else "s"}"
 

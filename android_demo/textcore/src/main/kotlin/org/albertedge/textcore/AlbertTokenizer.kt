@@ -170,8 +170,8 @@ class AlbertTokenizer(
         if (maxLength != null && maxLength < 2) {
             throw TokenizerException("maxLength=$maxLength; accepted: null or an int >= 2 (room for [CLS] and [SEP])")
         }
-        var a = encodeText(text)
-        var b = pair?.let { encodeText(it) }
+        var a = encodeText(text, "text")
+        var b = pair?.let { encodeText(it, "text_pair") }
         if (maxLength != null) {
             if (b == null) {
                 if (a.size > maxLength - 2) a = a.subList(0, maxLength - 2)
@@ -213,9 +213,9 @@ class AlbertTokenizer(
     ): List<Encoding> {
         if (maxLength < 2) throw TokenizerException("maxLength=$maxLength; accepted: an int >= 2 (room for [CLS] and [SEP])")
         if (stride < 0) throw TokenizerException("stride=$stride; accepted: an int >= 0")
-        var a = encodeText(text)
+        var a = encodeText(text, "text")
         if (maxTextTokens != null && a.size > maxTextTokens) a = a.subList(0, maxOf(maxTextTokens, 0))
-        val b = encodeText(pair)
+        val b = encodeText(pair, "text_pair")
         val size = maxLength - a.size - 3
         if (size <= 0) {
             throw TokenizerException(
@@ -268,13 +268,20 @@ class AlbertTokenizer(
     }
 
     /** Pieces of [text] without special tokens (for display and debugging). */
-    fun tokenize(text: String): List<String> = encodeText(text).map { model.pieces[it.id] }
+    fun tokenize(text: String): List<String> = encodeText(text, "text").map { model.pieces[it.id] }
 
     // -- the pipeline --------------------------------------------------------------------------
 
-    /** The tokens of [text] without special tokens, spans in code points of [text]. */
-    private fun encodeText(text: String): List<Token> {
+    /** The tokens of [text] without special tokens, spans in code points of [text]; [name] names it in errors. */
+    private fun encodeText(text: String, name: String): List<Token> {
         val cps = text.codePoints().toArray()
+        // A lone UTF-16 surrogate (pasted half of an emoji) is not text; Python refuses it too.
+        val bad = cps.indexOfFirst { it in 0xD800..0xDFFF }
+        if (bad >= 0) {
+            throw TokenizerException(
+                "$name is not valid Unicode: lone surrogate U+${Integer.toHexString(cps[bad]).map { if (it in 'a'..'f') it - 32 else it }.joinToString("")} at code point $bad"
+            )
+        }
         val out = ArrayList<Token>()
         var pos = 0
         var i = 0

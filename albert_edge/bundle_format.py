@@ -134,6 +134,7 @@ def tokenizer_settings(tokenizer: AlbertTokenizer, path: Path, max_seq_len: int,
         "do_lower_case": tokenizer.do_lower_case,
         "keep_accents": tokenizer.keep_accents,
         "split_digit_comma": tokenizer.split_digit_comma,
+        "split_user_defined": tokenizer.split_user_defined,
         "vocab_size": tokenizer.vocab_size,
         "pad_id": tokenizer.pad_id,
         "unk_id": tokenizer.unk_id,
@@ -285,6 +286,8 @@ def _check_tokenizer_entry(tok: dict[str, Any], manifest: dict[str, Any], where:
     _choice(tok, "type", where, ["sentencepiece-unigram"])
     for flag in ("do_lower_case", "keep_accents", "split_digit_comma"):
         _choice(tok, flag, where, [True, False])
+    if "split_user_defined" in tok:  # absent in bundles written before it existed: false
+        _choice(tok, "split_user_defined", where, [True, False])
     pieces = _int(tok, "vocab_size", where, 5, manifest["vocab_size"])
     for role in ("pad", "unk", "cls", "sep", "mask"):
         _int(tok, f"{role}_id", where, 0, pieces - 1)
@@ -383,6 +386,7 @@ def tokenizer_from_manifest(bundle_dir: str | os.PathLike, manifest: dict[str, A
         do_lower_case=bool(settings.get("do_lower_case", True)),
         keep_accents=bool(settings.get("keep_accents", False)),
         split_digit_comma=bool(settings.get("split_digit_comma", False)),
+        split_user_defined=bool(settings.get("split_user_defined", False)),
         source=str(path),
     )
     for role in ("pad", "unk", "cls", "sep", "mask"):

@@ -440,7 +440,8 @@ class Bundle:
                 raise BundleError(
                     f"{root}: token ids differ for case {differ[0]} ({case['text']!r}){more}: the tokenizer "
                     f"as manifest.json sets it up (do_lower_case={tokenizer.do_lower_case}, keep_accents="
-                    f"{tokenizer.keep_accents}, split_digit_comma={tokenizer.split_digit_comma}) does not "
+                    f"{tokenizer.keep_accents}, split_digit_comma={tokenizer.split_digit_comma}, "
+                    f"split_user_defined={tokenizer.split_user_defined}) does not "
                     f"reproduce goldens.json; manifest.json or {manifest['tokenizer']['file']} was changed: "
                     "restore them or re-export the bundle"
                 )

@@ -42,7 +42,6 @@ Deliberate deviations, all documented in docs/tokenizer.md:
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import logging
@@ -60,6 +59,7 @@ import sentencepiece as spm
 from albert_edge import _spm_proto as proto
 from albert_edge._charsmap import CharsMap
 from albert_edge._io import atomic_write_bytes, atomic_write_text, read_json_object
+from albert_edge._tokenizer_json import AddedToken, model_from_tokenizer_json
 from albert_edge.errors import TokenizerError
 
 if TYPE_CHECKING:
@@ -131,15 +131,6 @@ class Encoding:
         return self.offsets[idx[0]][0], self.offsets[idx[-1]][1]
 
 
-@dataclass(frozen=True)
-class _AddedToken:
-    content: str
-    id: int
-    special: bool
-    lstrip: bool = False
-    rstrip: bool = False
-
-
 # ---------------------------------------------------------------------------------------------
 # Text preprocessing (steps 2-3 of the module docstring), keeping character alignment.
 
@@ -201,8 +192,13 @@ class AlbertTokenizer:
         keep_accents: keep combining marks instead of NFKD + stripping them.
         split_digit_comma: re-split pieces ending in digit + comma, as original ALBERT did.
         split_special_tokens: treat ``[MASK]`` etc. in the input as plain text.
-        added_tokens: tokens cut out of the raw text; by default the model's control, unknown and
-            user-defined pieces.
+        split_user_defined: cut the model's user-defined pieces (ALBERT's ``( ) ” - . – £ €``) out
+            of the raw text before segmenting, as transformers 5.0-5.24 did. Off (the default),
+            they are pieces inside the normal segmentation, as SentencePiece (and so ALBERT's
+            pretraining) has them: ``3.5`` is ``▁3 . 5``, not ``▁3 . ▁5``.
+        added_tokens: tokens cut out of the raw text; by default the model's control and unknown
+            pieces (and its user-defined ones with ``split_user_defined``). Non-special ones are
+            kept only with ``split_user_defined``.
         special_tokens: role → piece name for pad/unk/cls/sep/mask (ALBERT's names by default).
         scores: float64 piece scores overriding the model's float32 ones (``tokenizer.json``
             stores float64, and transformers scores with those).
@@ -217,7 +213,8 @@ class AlbertTokenizer:
         keep_accents: bool = False,
         split_digit_comma: bool = False,
         split_special_tokens: bool = False,
-        added_tokens: Sequence[_AddedToken] | None = None,
+        split_user_defined: bool = False,
+        added_tokens: Sequence[AddedToken] | None = None,
         special_tokens: Mapping[str, str] | None = None,
         scores: Sequence[float] | None = None,
         source: str = "<model_proto>",
@@ -226,6 +223,7 @@ class AlbertTokenizer:
         self.keep_accents = bool(keep_accents)
         self.split_digit_comma = bool(split_digit_comma)
         self.split_special_tokens = bool(split_special_tokens)
+        self.split_user_defined = bool(split_user_defined)
         self._model_proto = bytes(model_proto)
         self._source = source
 
@@ -264,16 +262,21 @@ class AlbertTokenizer:
         self._ids = ids
 
         if added_tokens is None:
-            # What transformers 5 does for spiece.model: control, unknown and user-defined pieces
-            # become added tokens; user-defined ones are not special.
+            # Control and unknown pieces are cut out of the raw text, as transformers does
+            # (SentencePiece never matches them in text). User-defined pieces are not special.
+            cut = (proto.UNKNOWN, proto.CONTROL, proto.USER_DEFINED)
             added = {
-                i: _AddedToken(p.piece, i, special=p.type != proto.USER_DEFINED)
+                i: AddedToken(p.piece, i, special=p.type != proto.USER_DEFINED)
                 for i, p in enumerate(pieces)
-                if p.type in (proto.UNKNOWN, proto.CONTROL, proto.USER_DEFINED)
+                if p.type in cut
             }
             for i in ids.values():
-                added.setdefault(i, _AddedToken(self._pieces[i], i, special=True))
+                added.setdefault(i, AddedToken(self._pieces[i], i, special=True))
             added_tokens = list(added.values())
+        # Non-special added tokens (user-defined pieces) are cut out only on request; otherwise
+        # the Viterbi below segments them like SentencePiece: a user-defined piece scores 0.0,
+        # above every normal piece, so it is always one piece of its own.
+        added_tokens = [t for t in added_tokens if t.special or self.split_user_defined]
         self._added = {t.content: t for t in added_tokens}
         self._special_ids = frozenset(t.id for t in added_tokens if t.special)
         active = [t.content for t in added_tokens if not (t.special and self.split_special_tokens)]
@@ -307,6 +310,7 @@ class AlbertTokenizer:
         keep_accents: bool = False,
         split_digit_comma: bool = False,
         split_special_tokens: bool = False,
+        split_user_defined: bool = False,
     ) -> AlbertTokenizer:
         """Load a SentencePiece ``spiece.model`` file."""
         path = Path(spiece_model_path)
@@ -318,6 +322,7 @@ class AlbertTokenizer:
             keep_accents=keep_accents,
             split_digit_comma=split_digit_comma,
             split_special_tokens=split_special_tokens,
+            split_user_defined=split_user_defined,
             source=str(path),
         )
 
@@ -330,6 +335,7 @@ class AlbertTokenizer:
         keep_accents: bool | None = None,
         split_digit_comma: bool = False,
         split_special_tokens: bool = False,
+        split_user_defined: bool | None = None,
         prefer: str = "tokenizer.json",
     ) -> AlbertTokenizer:
         """Load a Hugging Face checkpoint directory (``tokenizer.json`` and/or ``spiece.model``).
@@ -338,6 +344,9 @@ class AlbertTokenizer:
         transformers 5 loads (checkpoints converted by transformers 4 have digit-comma pieces
         down-weighted there, so the two files can disagree). ``do_lower_case`` and
         ``keep_accents`` default to ``tokenizer_config.json``'s values, else True / False.
+        ``split_user_defined`` defaults to ``tokenizer_config.json``'s value, else to whether the
+        ``tokenizer.json`` read lists non-special added tokens (transformers 5.0-5.24 saved ALBERT's
+        user-defined pieces that way, and transformers cuts whatever that list holds), else False.
         """
         root = Path(directory)
         if not root.is_dir():
@@ -363,9 +372,16 @@ class AlbertTokenizer:
         if path is None:
             raise TokenizerError(f"{root} has neither {SPIECE_MODEL} nor {TOKENIZER_JSON}")
         logger.info("loading ALBERT tokenizer from %s", path)
+        configured = config.get("split_user_defined") if split_user_defined is None else split_user_defined
         if path.name == SPIECE_MODEL:
-            return cls(path.read_bytes(), special_tokens=specials, source=str(path), **options)
-        model, added, scores = _model_from_tokenizer_json(path)
+            return cls(
+                path.read_bytes(), special_tokens=specials, source=str(path),
+                split_user_defined=bool(configured), **options
+            )
+        model, added, scores = model_from_tokenizer_json(path)
+        options["split_user_defined"] = (
+            any(not t.special for t in added) if configured is None else bool(configured)
+        )
         return cls(
             model, added_tokens=added, special_tokens=specials, scores=scores, source=str(path), **options
         )
@@ -385,6 +401,8 @@ class AlbertTokenizer:
         }
         if self.split_digit_comma:
             config["split_digit_comma"] = True
+        if self.split_user_defined:
+            config["split_user_defined"] = True
         atomic_write_text(root / TOKENIZER_CONFIG, json.dumps(config, indent=2) + "\n")
         return root / SPIECE_MODEL
 
@@ -694,7 +712,7 @@ class AlbertTokenizer:
                 word = self._encode_segment(text, start, end, out, word)
         return out
 
-    def _split_added(self, text: str) -> Iterator[tuple[int, int, _AddedToken | None]]:
+    def _split_added(self, text: str) -> Iterator[tuple[int, int, AddedToken | None]]:
         """Cut added tokens out of raw text: ``(start, end, token)``, token None for plain text."""
         pos = 0
         if self._added_re is not None:
@@ -866,7 +884,8 @@ class AlbertTokenizer:
         return (
             f"AlbertTokenizer(source={self._source!r}, vocab_size={self.vocab_size}, "
             f"do_lower_case={self.do_lower_case}, keep_accents={self.keep_accents}, "
-            f"split_digit_comma={self.split_digit_comma}, split_special_tokens={self.split_special_tokens})"
+            f"split_digit_comma={self.split_digit_comma}, split_special_tokens={self.split_special_tokens}, "
+            f"split_user_defined={self.split_user_defined})"
         )
 
 
@@ -888,80 +907,10 @@ def _read_tokenizer_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     config = read_json_object(path, TokenizerError)
-    for key in ("do_lower_case", "keep_accents"):
+    for key in ("do_lower_case", "keep_accents", "split_user_defined"):
         if key in config and not isinstance(config[key], bool):
             raise TokenizerError(f"{path}: {key} is {config[key]!r}; accepted: true or false")
     return config
-
-
-def _model_from_tokenizer_json(path: Path) -> tuple[bytes, list[_AddedToken], list[float]]:
-    """Rebuild a SentencePiece ModelProto from a transformers ``tokenizer.json`` (Unigram).
-
-    Returns the model, the added tokens and the exact (float64) scores.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TokenizerError(f"{path} is not valid JSON ({e})") from e
-    model = data.get("model") if isinstance(data, dict) else None
-    if not isinstance(model, dict) or model.get("type") != "Unigram":
-        kind = model.get("type") if isinstance(model, dict) else None
-        raise TokenizerError(
-            f"{path}: model.type is {kind!r}; only 'Unigram' tokenizer.json files (ALBERT's) are accepted"
-        )
-    vocab = model.get("vocab")
-    if not isinstance(vocab, list) or not vocab or not all(
-        isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int | float)
-        for v in vocab
-    ):
-        raise TokenizerError(f"{path}: model.vocab must be a non-empty list of [piece, score] pairs")
-    unk_id = model.get("unk_id")
-    if not isinstance(unk_id, int) or not 0 <= unk_id < len(vocab):
-        raise TokenizerError(f"{path}: model.unk_id is {unk_id!r}; accepted: an id in [0, {len(vocab)})")
-    if model.get("byte_fallback"):
-        raise TokenizerError(f"{path}: model.byte_fallback is true; ALBERT tokenizers do not use it")
-
-    added: list[_AddedToken] = []
-    for t in data.get("added_tokens") or []:
-        content, tid = t.get("content"), t.get("id")
-        if not isinstance(content, str) or not isinstance(tid, int) or not 0 <= tid < len(vocab):
-            raise TokenizerError(
-                f"{path}: added token {t!r} must have a string content and an id in [0, {len(vocab)})"
-            )
-        if vocab[tid][0] != content:
-            raise TokenizerError(f"{path}: added token {content!r} has id {tid}, which is {vocab[tid][0]!r}")
-        for flag in ("single_word", "normalized"):
-            if t.get(flag):
-                raise TokenizerError(
-                    f"{path}: added token {content!r} has {flag}=true; only single_word=false, "
-                    "normalized=false added tokens are supported"
-                )
-        added.append(_AddedToken(content, tid, bool(t.get("special")), bool(t.get("lstrip")), bool(t.get("rstrip"))))
-
-    types = {t.id: proto.CONTROL if t.special else proto.USER_DEFINED for t in added}
-    types[unk_id] = proto.UNKNOWN
-    pieces = [proto.Piece(p, float(s), types.get(i, proto.NORMAL)) for i, (p, s) in enumerate(vocab)]
-    charsmap = _find_precompiled(data.get("normalizer"))
-    spec = proto.normalizer_spec(
-        "nmt_nfkc" if charsmap else "identity",
-        charsmap,
-        add_dummy_prefix=True,
-        remove_extra_whitespaces=True,
-        escape_whitespaces=True,
-    )
-    return proto.build_unigram_model(pieces, unk_id=unk_id, normalizer=spec), added, [float(s) for _, s in vocab]
-
-
-def _find_precompiled(normalizer: Any) -> bytes:
-    if not isinstance(normalizer, dict):
-        return b""
-    if normalizer.get("type") == "Precompiled":
-        return base64.b64decode(normalizer.get("precompiled_charsmap") or "")
-    for child in normalizer.get("normalizers") or []:
-        found = _find_precompiled(child)
-        if found:
-            return found
-    return b""
 
 
 # ---------------------------------------------------------------------------------------------

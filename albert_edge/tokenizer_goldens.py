@@ -2,12 +2,14 @@
 
 File format (JSON Lines, ASCII, one object per line; see docs/tokenizer.md):
 line 1 is a header ``{"format": GOLDEN_FORMAT, "spiece_sha256": ..., "do_lower_case": ...,
-"keep_accents": ..., "split_digit_comma": ..., "split_special_tokens": ..., "num_cases": N}``;
+"keep_accents": ..., "split_digit_comma": ..., "split_user_defined": ...,
+"split_special_tokens": ..., "num_cases": N}``;
 every other line is a case ``{"text", ["text_pair",] "max_length", "truncation", "input_ids",
 "token_type_ids", "attention_mask", "offsets"}``, unpadded. ``offsets`` holds one ``[start, end]``
 per token, in code points (Python ``str`` indices) of ``text`` for token type 0 and of
 ``text_pair`` for type 1, ``[0, 0]`` for ``[CLS]``/``[SEP]``: :attr:`Encoding.offsets` as is.
-Format 2 added ``offsets``; :func:`read_goldens` reads only the current format.
+Format 2 added ``offsets``; format 3 the header's ``split_user_defined``, with user-defined pieces
+segmented as SentencePiece does; :func:`read_goldens` reads only the current format.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GOLDEN_FORMAT = "albert-edge-tokenizer-goldens/2"
+GOLDEN_FORMAT = "albert-edge-tokenizer-goldens/3"
 # The user-defined symbols google-research/albert trained its spiece.model with.
 ALBERT_USER_DEFINED_SYMBOLS = ("(", ")", "”", "-", ".", "–", "£", "€")
 REFERENCE_VOCAB_SIZE = 1500
@@ -87,6 +89,7 @@ def golden_jsonl(tokenizer: AlbertTokenizer, max_length: int = 128) -> str:
         "do_lower_case": tokenizer.do_lower_case,
         "keep_accents": tokenizer.keep_accents,
         "split_digit_comma": tokenizer.split_digit_comma,
+        "split_user_defined": tokenizer.split_user_defined,
         "split_special_tokens": tokenizer.split_special_tokens,
         "vocab_size": tokenizer.vocab_size,
         "num_cases": len(cases),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from albert_edge._textgen import training_corpus
+from albert_edge.tokenizer import train_sentencepiece
 from albert_edge.tokenizer_goldens import train_reference_spiece
 
 
@@ -17,3 +19,11 @@ def spiece_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ALBERT's user-defined symbols; the same recipe as ``export/goldens/spiece.model``.
     """
     return train_reference_spiece(tmp_path_factory.mktemp("spiece") / "spiece.model")
+
+
+@pytest.fixture(scope="session")
+def plain_spiece_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same recipe without user-defined symbols (as the shipped models' tokenizers are)."""
+    return train_sentencepiece(
+        training_corpus(), tmp_path_factory.mktemp("plain") / "spiece.model", vocab_size=1500
+    )

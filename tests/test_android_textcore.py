@@ -189,6 +189,7 @@ def test_every_golden_case(textcore_jar: Path) -> None:
         for f, key in [
             ("--keep-accents", "keep_accents"),
             ("--split-digit-comma", "split_digit_comma"),
+            ("--split-user-defined", "split_user_defined"),
         ]
         if header[key]
     ]
@@ -233,6 +234,7 @@ _EXTRA_TEXTS = [
     "ctrl\x00\x07\x1b\x1f\x7f mid\x85line\u2028sep\u2029para a\r\nb \t\x0b\x0c end",
     "1,000,000 9, 12,34 x²,³ ①,② ١٢٣,٤ 𝟙,𝟚 ⅻ, １２３，４５６",
     "``quoted'' ''again`` “curly” ‘single’ – £5 €3 (yes) well-known.",
+    "the u.s. grew 3.5% - then (parenthesised) e.g. “a”–”b” -x .5 ..., £1.50€ 3-4 (a)(b)",
     "hello [MASK] world [CLS][SEP] <pad> <unk> [mask]",
     "हिन्दी ভাষা தமிழ் ภาษาไทย العربية עברית ქართული",
     "\u0898x\u1ac1y \u10780 \U00010780 \u2c2f\u2c5f \ua7c0 \U00010570",
@@ -294,22 +296,24 @@ def _random_texts(n: int, seed: int) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "lower,accents,digit_comma",
+    "lower,accents,digit_comma,user_defined",
     [
-        (True, False, False),
-        (False, False, False),
-        (True, True, False),
-        (False, True, False),
-        (True, False, True),
+        (True, False, False, False),
+        (False, False, False, False),
+        (True, True, False, False),
+        (False, True, False, False),
+        (True, False, True, False),
+        (True, False, False, True),
     ],
-    ids=["default", "cased", "keep-accents", "cased-keep-accents", "split-digit-comma"],
+    ids=["default", "cased", "keep-accents", "cased-keep-accents", "split-digit-comma", "split-user-defined"],
 )
 def test_matches_python_tokenizer(
-    textcore_jar: Path, lower: bool, accents: bool, digit_comma: bool
+    textcore_jar: Path, lower: bool, accents: bool, digit_comma: bool, user_defined: bool
 ) -> None:
     """Texts beyond the goldens, in every flag combination; the Python tokenizer is the reference (ids and offsets)."""
     py = AlbertTokenizer.from_file(
-        SPIECE, do_lower_case=lower, keep_accents=accents, split_digit_comma=digit_comma
+        SPIECE, do_lower_case=lower, keep_accents=accents, split_digit_comma=digit_comma,
+        split_user_defined=user_defined,
     )
     singles = [*_EXTRA_TEXTS, _long_text(), *_random_texts(200, seed=7)]
     cases = [(t, None) for t in singles] + [
@@ -321,6 +325,7 @@ def test_matches_python_tokenizer(
             ("--no-lower-case", not lower),
             ("--keep-accents", accents),
             ("--split-digit-comma", digit_comma),
+            ("--split-user-defined", user_defined),
         ]
         if on
     ]

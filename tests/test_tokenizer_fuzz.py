@@ -1,7 +1,8 @@
 """Fuzzing the tokenizer: 10,000+ random strings across scripts, controls, combining marks,
 zero-width and private-use characters, lone surrogates and very long texts. The tokenizer never
 fails other than with a TokenizerError for text that is not valid Unicode, its ids are inside the
-vocabulary, its offsets inside the text; and a sample (the characters whose Unicode tables agree
+vocabulary, its offsets inside the text; its ids are SentencePiece's by the documented rules
+(tests/spm_reference.py); and a sample (the characters whose Unicode tables agree
 between Python and ``tokenizers``, see test_tokenizer_properties) equals transformers' ids."""
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm
 
 from albert_edge.tokenizer import AlbertTokenizer, TokenizerError
+from spm_reference import documented_difference, reference_ids
 
 N_STRINGS = 10_000
 SEED = 20261201
@@ -115,3 +118,23 @@ def test_a_sample_equals_transformers(tok: AlbertTokenizer, hf_tok):
     assert len(sample) >= 300
     for s in sample:
         assert list(tok.encode(s).input_ids) == hf_tok([s])["input_ids"][0], repr(s)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("user_defined", [True, False], ids=["user-defined", "plain"])
+def test_equals_sentencepiece(spiece_model_path: Path, plain_spiece_model_path: Path, user_defined: bool):
+    """Every valid fuzz string (all pools) against SentencePiece itself, by the documented rules."""
+    path = spiece_model_path if user_defined else plain_spiece_model_path
+    tok, sp = AlbertTokenizer.from_file(path), spm.SentencePieceProcessor(model_file=str(path))
+    equal, explained = 0, {}
+    for s in STRINGS:
+        if len(s) >= 5_000 or not _valid_unicode(s):
+            continue
+        ours, ref = list(tok.encode(s).input_ids[1:-1]), reference_ids(sp, s)
+        if ours == ref:
+            equal += 1
+            continue
+        rule = documented_difference(sp, s, ours, ref)
+        assert rule is not None, repr(s)
+        explained[rule] = explained.get(rule, 0) + 1
+    assert equal > 7_000 and sum(explained.values()) < 1_500, (equal, explained)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import unicodedata
 from pathlib import Path
 
 import pytest
+import sentencepiece as spm
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from albert_edge.tokenizer import TRUNCATION_STRATEGIES, AlbertTokenizer, Encoding, TokenizerError
+from spm_reference import documented_difference, reference_ids
 
 FRAGMENTS = ["[MASK]", "[CLS]", "[SEP]", "<unk>", "<pad>", "▁", "``", "''", "1,", "12,345", "(", ")", "-",
              ".", "e\u0301", "\r\n", "\u200d", "\ufe0f", "İ", "ﬁ", "  ", "\t", "\xa0", "\u3000"]
@@ -162,6 +165,21 @@ def test_matches_transformers(tok: AlbertTokenizer, hf_tok, a: str, b: str | Non
     short = tok.encode(a, b, max_length=max_length)
     ref = hf_tok([a], [b] if b is not None else None, max_length=max_length, truncation="longest_first")
     assert list(short.input_ids) == ref["input_ids"][0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=wide_text, b=wide_text)
+def test_matches_sentencepiece(tok: AlbertTokenizer, spiece_model_path: Path, a: str, b: str) -> None:
+    """SentencePiece itself after ALBERT's preprocessing (tests/spm_reference.py), by its documented rules."""
+    sp = _sentencepiece(str(spiece_model_path))
+    for text in (a, b, a + b):
+        ours, ref = list(tok.encode(text).input_ids[1:-1]), reference_ids(sp, text)
+        assert ours == ref or documented_difference(sp, text, ours, ref) is not None, (text, ours, ref)
+
+
+@functools.lru_cache(maxsize=2)
+def _sentencepiece(path: str) -> spm.SentencePieceProcessor:
+    return spm.SentencePieceProcessor(model_file=path)
 
 
 def _deletes_nothing(text: str) -> bool:

@@ -14,7 +14,7 @@ import java.io.File
 import java.io.OutputStreamWriter
 import kotlin.system.exitProcess
 
-private const val USAGE = """usage: tokenize SPIECE_MODEL [--max-len N] [--no-lower-case] [--keep-accents] [--split-digit-comma] [--json] [--all]
+private const val USAGE = """usage: tokenize SPIECE_MODEL [--max-len N] [--no-lower-case] [--keep-accents] [--split-digit-comma] [--split-user-defined] [--json] [--all]
        tokenize --dump-unicode
        tokenize --check-bundle BUNDLE_DIR
 
@@ -88,6 +88,7 @@ fun main(args: Array<String>) {
     var lower = true
     var keepAccents = false
     var splitDigitComma = false
+    var splitUserDefined = false
     var json = false
     var all = false
     var i = 0
@@ -99,6 +100,7 @@ fun main(args: Array<String>) {
             "--no-lower-case" -> lower = false
             "--keep-accents" -> keepAccents = true
             "--split-digit-comma" -> splitDigitComma = true
+            "--split-user-defined" -> splitUserDefined = true
             "--json" -> json = true
             "--all" -> all = true
             "-h", "--help" -> { println(USAGE); return }
@@ -109,7 +111,7 @@ fun main(args: Array<String>) {
     val path = File(spiece ?: fail("missing SPIECE_MODEL\n$USAGE"))
     if (!path.isFile) fail("SentencePiece model file $path does not exist (expected e.g. spiece.model)")
     val tokenizer = try {
-        AlbertTokenizer(SentencePieceModel.parse(path.readBytes()), lower, keepAccents, splitDigitComma)
+        AlbertTokenizer(SentencePieceModel.parse(path.readBytes()), lower, keepAccents, splitDigitComma, splitUserDefined)
     } catch (e: IllegalArgumentException) {
         fail("$path: ${e.message}")
     }

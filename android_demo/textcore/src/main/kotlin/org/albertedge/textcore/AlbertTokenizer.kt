@@ -111,6 +111,8 @@ class AlbertTokenizer(
     val doLowerCase: Boolean = true,
     val keepAccents: Boolean = false,
     val splitDigitComma: Boolean = false,
+    /** Cut user-defined pieces out of the raw text first, as transformers 5.0-5.24 did (Python's `split_user_defined`). */
+    val splitUserDefined: Boolean = false,
 ) {
     private val pieceToId = HashMap<String, Int>(model.size * 2)
     private val charsMap: CharsMap?
@@ -142,11 +144,14 @@ class AlbertTokenizer(
             throw TokenizerException("the unknown piece is '${model.pieces[unknown[0]]}' (id ${unknown[0]}) but unk_token is '<unk>'")
         }
         charsMap = if (model.precompiledCharsmap.isNotEmpty()) CharsMap(model.precompiledCharsmap) else null
-        // transformers 5: control, unknown and user-defined pieces (and the special ones) are cut
-        // out of the raw text before anything else.
+        // Control and unknown pieces (and the special ones) are cut out of the raw text before
+        // anything else, as transformers does. User-defined pieces only with splitUserDefined:
+        // otherwise Viterbi segments them as SentencePiece does (score 0.0 beats every normal piece).
         val added = LinkedHashMap<Int, String>()
         model.types.forEachIndexed { i, t ->
-            if (t == SentencePieceModel.UNKNOWN || t == SentencePieceModel.CONTROL || t == SentencePieceModel.USER_DEFINED) {
+            if (t == SentencePieceModel.UNKNOWN || t == SentencePieceModel.CONTROL ||
+                (splitUserDefined && t == SentencePieceModel.USER_DEFINED)
+            ) {
                 added[i] = model.pieces[i]
             }
         }
@@ -478,7 +483,9 @@ class AlbertTokenizer(
             } catch (e: SentencePieceException) {
                 throw TokenizerException("${settings.file.file}: ${e.message}")
             }
-            val tok = AlbertTokenizer(model, settings.doLowerCase, settings.keepAccents, settings.splitDigitComma)
+            val tok = AlbertTokenizer(
+                model, settings.doLowerCase, settings.keepAccents, settings.splitDigitComma, settings.splitUserDefined,
+            )
             val pairs = listOf(
                 Triple("vocab_size", settings.vocabSize, tok.vocabSize),
                 Triple("pad_id", settings.padId, tok.padId),

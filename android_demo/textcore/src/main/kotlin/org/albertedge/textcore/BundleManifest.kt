@@ -12,6 +12,8 @@ data class TokenizerSettings(
     val doLowerCase: Boolean,
     val keepAccents: Boolean,
     val splitDigitComma: Boolean,
+    /** Optional in the manifest (bundles written before it existed): false. */
+    val splitUserDefined: Boolean,
     val vocabSize: Int,
     val padId: Int,
     val unkId: Int,
@@ -119,6 +121,7 @@ data class BundleManifest(
                     doLowerCase = t.bool("do_lower_case"),
                     keepAccents = t.bool("keep_accents"),
                     splitDigitComma = t.bool("split_digit_comma"),
+                    splitUserDefined = t.has("split_user_defined") && t.bool("split_user_defined"),
                     vocabSize = pieces,
                     padId = t.int("pad_id", min = 0, max = pieces - 1),
                     unkId = t.int("unk_id", min = 0, max = pieces - 1),

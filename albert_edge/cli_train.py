@@ -17,7 +17,8 @@ def _training_args(a: argparse.Namespace) -> TrainingArgs:
                         warmup_steps=a.warmup_steps, weight_decay=a.weight_decay,
                         max_grad_norm=a.max_grad_norm, optimizer=a.optimizer, seed=a.seed,
                         log_every=a.log_every, eval_every=a.eval_every, save_every=a.save_every,
-                        progress=not a.quiet)
+                        progress=not a.quiet, distill_alpha=getattr(a, "distill_alpha", 0.5),
+                        distill_temperature=getattr(a, "distill_temperature", 2.0))
 
 
 def _add_training_options(p: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float) -> None:
@@ -75,7 +76,8 @@ def cmd_finetune(a: argparse.Namespace) -> None:
     result = finetune(a.model, a.out, a.data, _training_args(a), valid_file=a.valid, labels=labels,
                       text_column=a.text_column, label_column=a.label_column,
                       text_pair_column=a.text_pair_column, max_seq_len=a.max_seq_len, dropout=a.dropout,
-                      resume=a.resume, resume_changed=a.resume_changed)
+                      resume=a.resume, resume_changed=a.resume_changed, teacher=a.teacher,
+                      teacher_steps=a.teacher_steps)
     _print_result(a.out, result)
 
 
@@ -157,6 +159,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seq-len", type=int, default=None,
                    help="truncate inputs to this many tokens (default: 128 or the model's maximum if smaller)")
     p.add_argument("--dropout", type=float, default=None, help="hidden dropout while fine-tuning (default: the config's)")
+    g = p.add_argument_group("distillation (build time; needs transformers)")
+    g.add_argument("--teacher", default=None, metavar="CHECKPOINT",
+                   help="a Hugging Face BERT checkpoint folder, or 'default' (all-MiniLM-L6-v2, `make teacher`): "
+                        "fine-tuned on --data first, then the classifier learns from its logits too")
+    g.add_argument("--teacher-steps", type=int, default=1000, help="the teacher's fine-tuning steps (default 1000)")
+    g.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="weight of the labels' cross-entropy; 1 - it weighs the teacher's (default 0.5)")
+    g.add_argument("--distill-temperature", type=float, default=2.0,
+                   help="softmax temperature of the teacher and student distributions (default 2.0)")
     _add_data_columns(p)
     _add_training_options(p, steps=500, batch_size=32, lr=2e-4)
     p.set_defaults(func=cmd_finetune)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -169,17 +170,28 @@ class ClassificationExample:
     input_ids: tuple[int, ...]
     token_type_ids: tuple[int, ...]
     label: int | float
+    teacher_logits: tuple[float, ...] | None = None  # a teacher's logits, to distil from
 
 
 def encode_rows(rows: Sequence[Row], tokenizer: AlbertTokenizer, labels: Sequence[str] | None,
-                max_seq_len: int) -> list[ClassificationExample]:
+                max_seq_len: int, teacher_logits: Sequence[Sequence[float]] | None = None,
+                ) -> list[ClassificationExample]:
     """Token ids for the training loop: ClassificationExample per row ([CLS] a [SEP] (b [SEP]),
     truncated longest-first to `max_seq_len`, no padding). `labels` maps label names to ids; None
-    means regression."""
+    means regression. `teacher_logits`: one row of len(labels) finite logits per row, to distil from."""
     index = {name: i for i, name in enumerate(labels)} if labels is not None else None
+    if teacher_logits is not None:
+        if index is None:
+            raise DataError("teacher_logits need class labels; a regression head cannot be distilled this way")
+        if len(teacher_logits) != len(rows):
+            raise DataError(f"teacher_logits has {len(teacher_logits)} rows for {len(rows)} training rows")
+        for i, t in enumerate(teacher_logits):
+            if len(t) != len(index) or not all(isinstance(x, float | int) and math.isfinite(x) for x in t):
+                raise DataError(f"teacher_logits[{i}] must be {len(index)} finite numbers (one per label), got {t!r}")
     out = []
-    for r in rows:
+    for i, r in enumerate(rows):
         enc = tokenizer.encode(r.text, r.text_pair, max_length=max_seq_len)
         label = float(r.label) if index is None else index[str(r.label)]
-        out.append(ClassificationExample(tuple(enc.input_ids), tuple(enc.token_type_ids), label))
+        soft = None if teacher_logits is None else tuple(float(x) for x in teacher_logits[i])
+        out.append(ClassificationExample(tuple(enc.input_ids), tuple(enc.token_type_ids), label, soft))
     return out

@@ -97,15 +97,26 @@ class PretrainingObjective(nn.Module):
 
 class ClassificationObjective(nn.Module):
     """Cross-entropy (or MSE for a 1-label regression head). forward -> sums, shape (3,):
-    [loss sum, correct, sequences]."""
+    [loss sum, correct, sequences].
 
-    def __init__(self, model: AlbertForSequenceClassification):
+    With ``distill = (alpha, T)`` and a batch that carries ``teacher_logits`` (B, L), each example's
+    loss is ``alpha * CE(label) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))``
+    (Hinton et al. 2015; the T^2 keeps the soft term's gradients at the hard term's scale)."""
+
+    def __init__(self, model: AlbertForSequenceClassification, distill: tuple[float, float] | None = None):
         super().__init__()
         self.model = model
+        self.distill = distill
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         logits = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])  # (B, L)
-        return classification_sums(logits, batch["labels"])
+        sums = classification_sums(logits, batch["labels"])
+        if self.distill is None or "teacher_logits" not in batch:
+            return sums
+        alpha, t = self.distill
+        soft = F.kl_div(F.log_softmax(logits / t, -1), F.log_softmax(batch["teacher_logits"] / t, -1),
+                        reduction="sum", log_target=True) * t * t
+        return torch.stack([alpha * sums[0] + (1 - alpha) * soft, sums[1], sums[2]])
 
 
 class QuestionAnsweringObjective(nn.Module):
@@ -171,7 +182,9 @@ def pretraining_task(pad_id: int) -> Task:
     return Task("pretraining", PretrainingObjective, lambda ex: collate(ex, pad_id), counts, loss, figures)
 
 
-def classification_task(pad_id: int) -> Task:
+def classification_task(pad_id: int, distill: tuple[float, float] | None = None) -> Task:
+    """``distill``: (alpha, temperature) for examples that carry teacher logits."""
+
     def counts(b: dict[str, Tensor]) -> Tensor:
         return torch.tensor([float(b["labels"].shape[0])])
 
@@ -182,8 +195,8 @@ def classification_task(pad_id: int) -> Task:
         n = max(float(t[2]), 1.0)
         return {"loss": float(t[0]) / n, "accuracy": float(t[1]) / n}
 
-    return Task("classification", ClassificationObjective, lambda ex: collate_classification(ex, pad_id),
-                counts, loss, figures)
+    return Task("classification", lambda m: ClassificationObjective(m, distill),
+                lambda ex: collate_classification(ex, pad_id), counts, loss, figures)
 
 
 def question_answering_task(pad_id: int) -> Task:
@@ -211,10 +224,14 @@ def collate_qa(features: Sequence[Any], pad_id: int) -> dict[str, Tensor]:
 
 def collate_classification(examples: Sequence[ClassificationExample], pad_id: int) -> dict[str, Tensor]:
     """Pad to the longest example in the batch. -> int64 (B, S) input_ids, attention_mask,
-    token_type_ids; labels (B,) int64 (float32 for regression)."""
+    token_type_ids; labels (B,) int64 (float32 for regression); teacher_logits (B, L) float32 when
+    the examples carry them."""
     regression = isinstance(examples[0].label, float)
     labels = torch.tensor([e.label for e in examples], dtype=torch.float32 if regression else torch.long)
-    return {**_padded(examples, pad_id), "labels": labels}
+    batch = {**_padded(examples, pad_id), "labels": labels}
+    if examples[0].teacher_logits is not None:
+        batch["teacher_logits"] = torch.tensor([e.teacher_logits for e in examples], dtype=torch.float32)
+    return batch
 
 
 def _padded(examples: Sequence[Any], pad_id: int) -> dict[str, Tensor]:

@@ -30,6 +30,10 @@ class TrainingArgs:
     save_every: int = 0  # 0: checkpoint only at the end
     eval_batch_size: int = 64
     progress: bool = True
+    # Distillation (classification examples that carry teacher logits): the loss is
+    # distill_alpha * CE(labels) + (1 - distill_alpha) * T^2 * KL(teacher_T || student_T).
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_batch_size"):
@@ -40,5 +44,9 @@ class TrainingArgs:
                 raise TrainingError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not self.lr > 0:
             raise TrainingError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise TrainingError(f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
+        if not self.distill_temperature > 0:
+            raise TrainingError(f"distill_temperature must be positive, got {self.distill_temperature}")
         if self.optimizer not in OPTIMIZERS:
             raise TrainingError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")

@@ -32,6 +32,7 @@ from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, 
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.qa import QA_MAX_SEQ_LEN, QASettings, answer_question
 from albert_edge.qa_data import QAExample, squad_scores, training_features
+from albert_edge.teacher import finetune_teacher, teacher_logits
 from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
 from albert_edge.training import (
     TrainingArgs,
@@ -180,19 +181,43 @@ def finetune(
     dropout: float | None = None,
     resume: bool = False,
     resume_changed: bool = False,
+    teacher: str | os.PathLike | None = None,
+    teacher_steps: int = 1000,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier from the encoder in `model_path` (a pretraining, encoder or
     classifier checkpoint with its tokenizer) on a labelled CSV/TSV/JSONL file. Labels default to
     the sorted label values of the training file. Writes OUT/model (a checkpoint with config.json
-    labels and spiece.model); see ``finetune_rows``."""
+    labels and spiece.model); see ``finetune_rows``.
+
+    `teacher`: a Hugging Face BERT checkpoint folder (or "default": the all-MiniLM-L6-v2 of
+    ``make teacher``), fine-tuned first on the same rows for `teacher_steps` steps
+    (``teacher.finetune_teacher``); the classifier is then distilled from its logits."""
     columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column}
     train_rows = read_labelled(train_file, labels=labels, **columns)
     labels = tuple(labels) if labels else _labels_of(train_rows)
     if len(labels) < 2:
         raise DataError(f"{train_file}: only one label ({labels[0]!r}) in the training data; need at least 2")
     valid_rows = read_labelled(valid_file, labels=labels, **columns) if valid_file else []
+    logits = None
+    if teacher is not None:
+        logits = distilled_labels(train_rows, labels, teacher=None if str(teacher) == "default" else teacher,
+                                  steps=teacher_steps, seed=args.seed)
     return finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
-                         max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed)
+                         max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed,
+                         teacher_logits=logits)
+
+
+def distilled_labels(rows: Sequence[Row], labels: Sequence[str], *, teacher: str | os.PathLike | None = None,
+                     steps: int = 1000, seed: int = 0, max_seq_len: int = 64) -> list[tuple[float, ...]]:
+    """A teacher (``teacher.finetune_teacher``; None: the default all-MiniLM-L6-v2) fine-tuned on
+    `rows` -> its logits for each row, the soft labels ``finetune_rows`` distils from."""
+    if any(r.text_pair is not None for r in rows):
+        raise DataError("distillation takes single texts; these rows have text pairs")
+    texts = [r.text for r in rows]
+    index = {name: i for i, name in enumerate(labels)}
+    fitted = finetune_teacher(texts, [index[str(r.label)] for r in rows], labels, teacher_dir=teacher,
+                              steps=steps, warmup_steps=steps // 10, max_seq_len=max_seq_len, seed=seed)
+    return teacher_logits(fitted, texts)
 
 
 def finetune_rows(
@@ -208,8 +233,13 @@ def finetune_rows(
     resume: bool = False,
     resume_changed: bool = False,
     from_scratch: bool = False,
+    teacher_logits: Sequence[Sequence[float]] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier on labelled rows in memory (``datasets.Row``).
+
+    `teacher_logits` (one row of len(labels) logits per train row, e.g. ``teacher.teacher_logits``)
+    distils a teacher into the model: the loss mixes the labels' cross-entropy and the teacher's
+    tempered distribution by ``args.distill_alpha`` and ``args.distill_temperature``.
 
     The encoder comes from `model_path`; with ``from_scratch`` only its config and tokenizer do
     and the weights start from a random initialisation (an ablation: what pretraining buys).
@@ -230,10 +260,11 @@ def finetune_rows(
     model = AlbertForSequenceClassification(config)
     if not from_scratch:
         _copy_encoder(source, model, model_path)
-    train_ex = encode_rows(train_rows, tokenizer, labels, max_seq_len)
+    train_ex = encode_rows(train_rows, tokenizer, labels, max_seq_len, teacher_logits)
     valid_ex = encode_rows(valid_rows, tokenizer, labels, max_seq_len)
     tok_file = _tokenizer_file(model_path)
-    return train(model, classification_task(tokenizer.pad_id), train_ex, args, out_dir, eval_examples=valid_ex,
+    distill = (args.distill_alpha, args.distill_temperature) if teacher_logits is not None else None
+    return train(model, classification_task(tokenizer.pad_id, distill), train_ex, args, out_dir, eval_examples=valid_ex,
                  labels=labels, tokenizer_file=tok_file, resume=resume,
                  resume_changed=resume_changed)
 

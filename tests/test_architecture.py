@@ -28,7 +28,7 @@ LAYERS = [
     # the model core, the tokenizer and QA windows/decoding; reading and drawing a report
     {"model", "tokenizer", "qa", "report", "verdict"},
     # what the model core is loaded from, quantized with, trained on; the bundle format
-    {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline",
+    {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline", "teacher",
      "bundle_format", "qa_data"},
     # lowering, running programs, the training loop
     {"lowering", "runtime", "training"},

@@ -22,26 +22,17 @@ from albert_edge.teacher import TeacherError, finetune_teacher, teacher_logits
 from albert_edge.tokenizer import AlbertTokenizer
 from albert_edge.training import ClassificationObjective, TrainingArgs
 from albert_edge.workflows import evaluate_rows, finetune_rows
+from test_train_cli import NEGATIVE, POSITIVE, _sentiment_rows
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 LABELS = ("neg", "neu", "pos")
-POSITIVE = ("good", "great", "lovely", "happy", "wonderful")
-NEGATIVE = ("bad", "awful", "sad", "terrible", "angry")
-FILLER = ("the", "day", "was", "a", "film", "food", "really", "so", "and", "we", "it", "very")
 
 
 def sentiment_rows(n: int, seed: int) -> list[Row]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = rng.choice(LABELS)
-        words = [rng.choice(FILLER) for _ in range(rng.randrange(3, 9))]
-        if label != "neu":
-            words.insert(rng.randrange(len(words)), rng.choice(POSITIVE if label == "pos" else NEGATIVE))
-        rows.append(Row(" ".join(words), label, None, i))
-    return rows
+    """test_train_cli's easy task: a positive or negative word, or none (neutral)."""
+    return [Row(r["text"], r["label"], None, i) for i, r in enumerate(_sentiment_rows(n, seed))]
 
 
 def rule_logits(text: str) -> tuple[float, ...]:

@@ -4,14 +4,16 @@ References: google-research/albert ``tokenization.py`` (``preprocess_text``, ``e
 transformers 5 ``models/albert/tokenization_albert.py`` (a ``tokenizers`` pipeline built from
 ``spiece.model``), ``tokenizers``' ``Precompiled`` normalizer and ``TruncationStrategy``.
 
-Default output equals transformers 5's ``AlbertTokenizer`` (ids, token types, attention mask;
-offsets too, but for the deviations below). The pipeline, for each stretch of raw text between
-added tokens:
+Default ids equal SentencePiece's after ALBERT's preprocessing (but for the rules in
+docs/tokenizer.md) and transformers >= 5.25's ``AlbertTokenizer`` (ids, token types, attention
+mask; offsets too, but for the deviations below). The pipeline, for each stretch of raw text
+between added tokens:
 
 1. Added tokens are cut out of the *raw* text first, leftmost-longest: the control pieces
-   (``<pad> <unk> [CLS] [SEP] [MASK]``) and user-defined pieces of the model. ``"a [MASK] b"``
-   therefore contains a real mask token. ``split_special_tokens=True`` leaves the special ones in
-   the text (user-defined pieces are still cut out, as in transformers).
+   (``<pad> <unk> [CLS] [SEP] [MASK]``). ``"a [MASK] b"`` therefore contains a real mask token;
+   ``split_special_tokens=True`` leaves them in the text. User-defined pieces (ALBERT's
+   ``( ) ” - . – £ €``) are not cut out: step 4's Viterbi keeps each one a piece of its own, as
+   SentencePiece does (``split_user_defined=True``: cut out, as transformers 5.0-5.24 did).
 2. ``````/``''`` → ``"``; unless ``keep_accents``, NFKD and removal of combining marks
    (general category M); if ``do_lower_case``, per-character lower-casing (so ``Σ`` → ``σ`` even
    at a word end, like Rust's per-char ``to_lowercase``).
@@ -263,12 +265,11 @@ class AlbertTokenizer:
 
         if added_tokens is None:
             # Control and unknown pieces are cut out of the raw text, as transformers does
-            # (SentencePiece never matches them in text). User-defined pieces are not special.
-            cut = (proto.UNKNOWN, proto.CONTROL, proto.USER_DEFINED)
+            # (SentencePiece never matches them in text); user-defined ones are not special.
             added = {
                 i: AddedToken(p.piece, i, special=p.type != proto.USER_DEFINED)
                 for i, p in enumerate(pieces)
-                if p.type in cut
+                if p.type in (proto.UNKNOWN, proto.CONTROL, proto.USER_DEFINED)
             }
             for i in ids.values():
                 added.setdefault(i, AddedToken(self._pieces[i], i, special=True))

@@ -79,8 +79,11 @@ def load_teacher_encoder(teacher_dir: str | Path) -> tuple[nn.Module, Any]:
     path = Path(teacher_dir)
     if not (path / "config.json").is_file():
         raise TeacherError(f"teacher folder {path} has no config.json; expected a Hugging Face BERT checkpoint")
-    import transformers
-
+    try:
+        import transformers
+    except ImportError as e:
+        raise TeacherError("a teacher needs transformers (a build-time dependency): pip install "
+                           "'transformers>=5.25,<6', or `make teacher`") from e
     transformers.logging.set_verbosity_error()
     encoder = transformers.BertModel.from_pretrained(path, add_pooling_layer=False)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)

@@ -16,6 +16,7 @@ The shipped default model is built by these same functions (``albert_edge.make_d
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import random
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 
+from albert_edge._io import atomic_write_json
 from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_model_path
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
@@ -45,6 +47,8 @@ from albert_edge.training import (
 )
 
 log = logging.getLogger(__name__)
+
+TEACHER_LOGITS = "teacher_logits.json"  # in a distilled fine-tuning's run folder
 
 
 def read_text_documents(paths: Sequence[str | os.PathLike]) -> list[list[str]]:
@@ -191,7 +195,8 @@ def finetune(
 
     `teacher`: a Hugging Face BERT checkpoint folder (or "default": the all-MiniLM-L6-v2 of
     ``make teacher``), fine-tuned first on the same rows for `teacher_steps` steps
-    (``teacher.finetune_teacher``); the classifier is then distilled from its logits."""
+    (``teacher.finetune_teacher``); the classifier is then distilled from its logits, which are
+    kept in OUT/teacher_logits.json so that ``resume`` reuses them instead of training it again."""
     columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column}
     train_rows = read_labelled(train_file, labels=labels, **columns)
     labels = tuple(labels) if labels else _labels_of(train_rows)
@@ -200,8 +205,15 @@ def finetune(
     valid_rows = read_labelled(valid_file, labels=labels, **columns) if valid_file else []
     logits = None
     if teacher is not None:
-        logits = distilled_labels(train_rows, labels, teacher=None if str(teacher) == "default" else teacher,
-                                  steps=teacher_steps, seed=args.seed)
+        check_run_folder(Path(out_dir), resume)  # before the teacher's minutes, not after
+        cache = Path(out_dir) / TEACHER_LOGITS
+        if resume and cache.is_file():
+            logits = json.loads(cache.read_text())
+        else:
+            logits = distilled_labels(train_rows, labels, teacher=None if str(teacher) == "default" else teacher,
+                                      steps=teacher_steps, seed=args.seed)
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            atomic_write_json(cache, logits)
     return finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
                          max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed,
                          teacher_logits=logits)

@@ -143,6 +143,7 @@ def test_finetune_cli_with_a_teacher(student: Path, tiny_bert: Path, tmp_path: P
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["args"]["distill_alpha"] == 0.3
     capsys.readouterr()
     bad = args[:args.index("--teacher") + 1] + [str(tmp_path / "nope")]
+    bad[bad.index("--out") + 1] = str(tmp_path / "run2")
     assert main(bad) == 2
     assert f"teacher folder {tmp_path / 'nope'} has no config.json" in capsys.readouterr().err
 
@@ -164,3 +165,23 @@ def test_bad_distillation_inputs(spiece_model_path: Path) -> None:
         TrainingArgs(steps=1, distill_temperature=0)
     with pytest.raises(TeacherError, match="need equal counts"):
         finetune_teacher(["a"], [0, 1], LABELS, teacher_dir="unused")
+
+
+def test_resume_reuses_the_teachers_logits(student: Path, tiny_bert: Path, tmp_path: Path, monkeypatch) -> None:
+    from albert_edge import workflows
+
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps({"text": r.text, "label": r.label}) + "\n" for r in sentiment_rows(64, 7)))
+    out = tmp_path / "run"
+    args = TrainingArgs(steps=4, batch_size=16, save_every=2, progress=False)
+    workflows.finetune(student, out, tmp_path / "train.jsonl", args, max_seq_len=32, teacher=tiny_bert,
+                       teacher_steps=5)
+    saved = json.loads((out / workflows.TEACHER_LOGITS).read_text())
+    assert len(saved) == 64 and all(len(row) == 3 for row in saved)
+    calls = []
+    monkeypatch.setattr(workflows, "distilled_labels", lambda *a, **k: calls.append(1))
+    with pytest.raises(TrainingError, match="already holds a run"):  # refused before any teacher work
+        workflows.finetune(student, out, tmp_path / "train.jsonl", args, max_seq_len=32, teacher=tiny_bert)
+    workflows.finetune(student, out, tmp_path / "train.jsonl", dataclasses.replace(args, steps=6), max_seq_len=32,
+                       teacher=tiny_bert, resume=True, resume_changed=True)
+    assert calls == []

@@ -144,7 +144,6 @@ def finetune_teacher(
 @torch.no_grad()
 def teacher_logits(teacher: Teacher, texts: Sequence[str], batch_size: int = 128) -> list[tuple[float, ...]]:
     """The teacher's logits for each text (float32 values as Python floats), in order."""
-    out: list[tuple[float, ...]] = []
     teacher.model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch together
     result: dict[int, tuple[float, ...]] = {}

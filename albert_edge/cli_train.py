@@ -17,8 +17,9 @@ def _training_args(a: argparse.Namespace) -> TrainingArgs:
                         warmup_steps=a.warmup_steps, weight_decay=a.weight_decay,
                         max_grad_norm=a.max_grad_norm, optimizer=a.optimizer, seed=a.seed,
                         log_every=a.log_every, eval_every=a.eval_every, save_every=a.save_every,
-                        progress=not a.quiet, distill_alpha=getattr(a, "distill_alpha", 0.5),
-                        distill_temperature=getattr(a, "distill_temperature", 2.0))
+                        progress=not a.quiet,
+                        # finetune's distillation options (other commands leave TrainingArgs' defaults)
+                        **{k: getattr(a, k) for k in ("distill_alpha", "distill_temperature") if hasattr(a, k)})
 
 
 def _add_training_options(p: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float) -> None:

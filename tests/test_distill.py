@@ -23,6 +23,7 @@ from albert_edge.tokenizer import AlbertTokenizer
 from albert_edge.training import ClassificationObjective, TrainingArgs
 from albert_edge.workflows import evaluate_rows, finetune_rows
 from test_train_cli import NEGATIVE, POSITIVE, _sentiment_rows
+from tiny_bert import make_tiny_bert
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
@@ -58,16 +59,8 @@ def student(tmp_path_factory: pytest.TempPathFactory, spiece_model_path: Path) -
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT checkpoint with a WordPiece vocabulary of the test words."""
-    d = tmp_path_factory.mktemp("bert")
-    words = sorted({w for r in sentiment_rows(400, 9) for w in r.text.split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    # (transformers 5's BertTokenizer(vocab_file=...) maps every word to [UNK]; a vocab dict works)
-    transformers.BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(d)
-    torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    transformers.BertModel(config).save_pretrained(d)
-    return d
+    words = {w for r in sentiment_rows(400, 9) for w in r.text.split()}
+    return make_tiny_bert(tmp_path_factory.mktemp("bert"), words)
 
 
 def test_distillation_loss_is_the_documented_mix() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ import torch
 from albert_edge import corpora, make_default
 from albert_edge.checkpoint import load_pretrained
 from albert_edge.training import read_log
+from tiny_bert import make_tiny_bert
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +31,19 @@ def build(tmp_path_factory):
         corpora.tweet_splits()
     except corpora.CorpusError as e:
         pytest.skip(f"real corpora not installed ({e})")
+    pytest.importorskip("transformers")
+    train = corpora.tweet_splits()["train"][::12]
+    teacher = make_tiny_bert(tmp_path_factory.mktemp("teacher"), {w for t in train for w in t.text.lower().split()})
     out = tmp_path_factory.mktemp("default-model")
-    card = make_default.run(out, pretrain_args=_tiny(make_default.PRETRAIN, 3),
-                            long_args=_tiny(make_default.PRETRAIN_LONG, 2),
-                            finetune_args=_tiny(make_default.FINETUNE, 3), smoke=True)
+    card = _run(out, teacher)
     return out, card
+
+
+def _run(out, teacher):
+    return make_default.run(out, pretrain_args=_tiny(make_default.PRETRAIN, 3),
+                            long_args=_tiny(make_default.PRETRAIN_LONG, 2),
+                            finetune_args=_tiny(make_default.FINETUNE, 3), teacher_steps=4,
+                            distill_args=_tiny(make_default.DISTILL, 3), teacher_dir=teacher, smoke=True)
 
 
 def test_two_pretraining_phases_at_their_lengths(build):
@@ -83,9 +93,27 @@ def test_card_reports_both_phases_and_the_targets(build):
 def test_a_finished_build_is_not_redone(build):
     out, card = build
     stamps = {p: p.stat().st_mtime_ns for p in (out / "pretrain" / "model" / "model.safetensors",
-                                                out / "finetune" / "model" / "model.safetensors")}
-    again = make_default.run(out, pretrain_args=_tiny(make_default.PRETRAIN, 3),
-                             long_args=_tiny(make_default.PRETRAIN_LONG, 2),
-                             finetune_args=_tiny(make_default.FINETUNE, 3), smoke=True)
+                                                out / "finetune" / "model" / "model.safetensors",
+                                                out / "distill" / "model" / "model.safetensors",
+                                                out / "teacher" / "train_logits.json")}
+    again = _run(out, Path("/nonexistent/teacher"))  # a finished teacher stage is not run again
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert again["finetuning"]["test"] == card["finetuning"]["test"]
+    assert again["distillation"]["test"] == card["distillation"]["test"]
+
+
+def test_teacher_then_distillation_from_the_finetuned_model(build):
+    out, card = build
+    logits = json.loads((out / "teacher" / "train_logits.json").read_text())
+    assert len(logits) == card["split_sizes"]["train"] and {len(r) for r in logits} == {len(make_default.LABELS)}
+    assert card["teacher"]["steps"] == 4 and card["teacher"]["test"]["n"] == card["split_sizes"]["test"]
+    assert [r["step"] for r in read_log(out / "distill") if r["kind"] == "train"][-1] == 3
+    # The shipped model is the distilled one, which starts from the labels-only fine-tuned model.
+    tuned = load_pretrained(out / "finetune" / "model").state_dict()
+    distilled = load_pretrained(out / "distill" / "model").state_dict()
+    key = "albert.embeddings.word_embeddings.weight"
+    assert 0 < (distilled[key] - tuned[key]).abs().max().item() < 0.05
+    assert card["model"]["parameters"] == load_pretrained(out / "distill" / "model").num_parameters()
+    text = (out / "MODEL_CARD.md").read_text()
+    assert "Teacher (build time only" in text and "before distillation" in text
+    assert {"teacher", "distillation"} <= set(card["timings_s"])

@@ -66,7 +66,7 @@ kotlin: $(KOTLIN)
 
 # Rebuild the shipped default model from the corpora (resumable; see albert_edge/make_default.py
 # and albert_edge/default_model/MODEL_CARD.md), then copy it into the package.
-default-model: $(CORPORA)
+default-model: $(CORPORA) $(TEACHER)
 	$(PY) -m albert_edge.make_default --out out/default-model --install
 
 # Rebuild the shipped question-answering model default-qa (cloze questions from the same corpora,

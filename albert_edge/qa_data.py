@@ -224,12 +224,16 @@ def squad_scores(examples: Sequence[QAExample], predictions: Sequence[str]) -> d
 
 @dataclass(frozen=True)
 class QAFeature:
-    """One window with its answer's token positions (0, 0: the answer is not in this window)."""
+    """One window with its answer's token positions (0, 0: the answer is not in this window), and
+    for distillation a teacher's start/end distributions over its positions, as log-probabilities
+    (``qa_teacher.distillation_features``)."""
 
     input_ids: tuple[int, ...]
     token_type_ids: tuple[int, ...]
     start_position: int
     end_position: int
+    teacher_start: tuple[float, ...] | None = None
+    teacher_end: tuple[float, ...] | None = None
 
 
 def training_features(

@@ -121,11 +121,16 @@ class ClassificationObjective(nn.Module):
 
 class QuestionAnsweringObjective(nn.Module):
     """Mean of the start and end cross-entropies over the window's tokens (padding excluded).
-    forward -> sums, shape (4,): [loss sum, starts right, spans right (start and end), windows]."""
+    forward -> sums, shape (4,): [loss sum, starts right, spans right (start and end), windows].
 
-    def __init__(self, model: AlbertForQuestionAnswering):
+    With ``distill = (alpha, T)`` and a batch that carries ``teacher_start`` / ``teacher_end``
+    (B, S) teacher log-probabilities, each window's loss is ``alpha * CE + (1 - alpha) * T^2 *
+    KL(teacher_T || student_T)``, start and end averaged, as ``ClassificationObjective``."""
+
+    def __init__(self, model: AlbertForQuestionAnswering, distill: tuple[float, float] | None = None):
         super().__init__()
         self.model = model
+        self.distill = distill
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         start, end = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])  # (B, S)
@@ -134,6 +139,11 @@ class QuestionAnsweringObjective(nn.Module):
         s, e = batch["start_positions"], batch["end_positions"]
         loss = (F.cross_entropy(start, s, reduction="sum") + F.cross_entropy(end, e, reduction="sum")) / 2
         s_ok, e_ok = start.argmax(-1) == s, end.argmax(-1) == e
+        if self.distill is not None and "teacher_start" in batch:
+            alpha, t = self.distill
+            soft = sum(F.kl_div(F.log_softmax(x / t, -1), F.log_softmax(batch[k] / t, -1), reduction="sum",
+                                log_target=True) for x, k in ((start, "teacher_start"), (end, "teacher_end")))
+            loss = alpha * loss + (1 - alpha) * t * t * soft / 2
         return torch.stack([loss, s_ok.sum().to(start.dtype), (s_ok & e_ok).sum().to(start.dtype),
                             torch.tensor(float(s.numel()))])
 
@@ -199,7 +209,9 @@ def classification_task(pad_id: int, distill: tuple[float, float] | None = None)
                 lambda ex: collate_classification(ex, pad_id), counts, loss, figures)
 
 
-def question_answering_task(pad_id: int) -> Task:
+def question_answering_task(pad_id: int, distill: tuple[float, float] | None = None) -> Task:
+    """``distill``: (alpha, temperature) for windows that carry a teacher's distributions."""
+
     def counts(b: dict[str, Tensor]) -> Tensor:
         return torch.tensor([float(b["start_positions"].shape[0])])
 
@@ -210,16 +222,23 @@ def question_answering_task(pad_id: int) -> Task:
         n = max(float(t[3]), 1.0)
         return {"loss": float(t[0]) / n, "start_acc": float(t[1]) / n, "span_acc": float(t[2]) / n}
 
-    return Task("question-answering", QuestionAnsweringObjective, lambda ex: collate_qa(ex, pad_id),
+    return Task("question-answering", lambda m: QuestionAnsweringObjective(m, distill), lambda ex: collate_qa(ex, pad_id),
                 counts, loss, figures)
 
 
 def collate_qa(features: Sequence[Any], pad_id: int) -> dict[str, Tensor]:
     """``qa_data.QAFeature`` windows padded to the longest. -> int64 (B, S) input_ids,
-    attention_mask, token_type_ids; (B,) start_positions, end_positions."""
-    return {**_padded(features, pad_id),
-            "start_positions": torch.tensor([f.start_position for f in features]),
-            "end_positions": torch.tensor([f.end_position for f in features])}
+    attention_mask, token_type_ids; (B,) start_positions, end_positions; float32 (B, S)
+    teacher_start, teacher_end (padding: -1e4) when the windows carry them."""
+    batch = {**_padded(features, pad_id),
+             "start_positions": torch.tensor([f.start_position for f in features]),
+             "end_positions": torch.tensor([f.end_position for f in features])}
+    if features[0].teacher_start is not None:
+        S = batch["input_ids"].shape[1]
+        for key in ("teacher_start", "teacher_end"):
+            batch[key] = torch.tensor([list(getattr(f, key)) + [-1e4] * (S - len(f.input_ids)) for f in features],
+                                      dtype=torch.float32)
+    return batch
 
 
 def collate_classification(examples: Sequence[ClassificationExample], pad_id: int) -> dict[str, Tensor]:

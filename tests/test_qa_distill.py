@@ -1,0 +1,190 @@
+"""QA distillation (albert_edge.qa_teacher): a BERT teacher's start/end distributions carried onto
+the student's windows through character offsets, the soft term of the QA objective, and a student
+that learns from the teacher what its hard labels do not say. Tiny models."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from albert_edge import workflows
+from albert_edge._textgen import training_corpus
+from albert_edge.model import AlbertForQuestionAnswering
+from albert_edge.config import AlbertConfig
+from albert_edge.qa import QASettings
+from albert_edge.qa_data import QAExample, squad_scores, training_features
+from albert_edge.qa_teacher import (LOG_ZERO, QATeacher, distillation_features, finetune_qa_teacher,
+                                    teacher_answers)
+from albert_edge.teacher import TeacherError
+from albert_edge.tokenizer import AlbertTokenizer
+from albert_edge.training import QuestionAnsweringObjective, TrainingArgs, collate_qa
+from tiny_bert import make_tiny_bert
+
+transformers = pytest.importorskip("transformers")
+transformers.logging.set_verbosity_error()
+
+REFERENCE = Path(__file__).resolve().parent / "data" / "qa_reference"
+SETTINGS = QASettings(max_seq_len=48, doc_stride=16)
+ANSWER = "zebrafish"
+
+
+def _questions(n: int = 24, seed: int = 0) -> list[QAExample]:
+    """Contexts of three sentences with ANSWER once, somewhere in them; long enough that the
+    student cuts most into several windows, some without the answer."""
+    sentences = [s for s in training_corpus(600, seed=seed) if 6 <= len(s.split()) <= 12]
+    examples = []
+    for i in range(n):
+        words = " ".join(sentences[3 * i:3 * i + 3]).split()
+        at = (7 * i) % len(words)
+        context = " ".join(words[:at] + [ANSWER] + words[at:])
+        examples.append(QAExample(f"q{i}", "which fish is named here?", context, ((ANSWER, context.index(ANSWER)),)))
+    return examples
+
+
+class _KnowsTheFish(nn.Module):
+    """A stand-in teacher that is sure the answer is the token `fish_id` ([CLS] where that token
+    is absent): start and end logits 20 there, 5 at [CLS], 0 elsewhere."""
+
+    def __init__(self, fish_id: int):
+        super().__init__()
+        self.fish_id = fish_id
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        logits = (input_ids == self.fish_id).float() * 20
+        logits[:, 0] = 5.0
+        return logits, logits.clone()
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    words = {w.strip(".,!?;:").lower() for e in _questions() for w in e.context.split()}
+    return make_tiny_bert(tmp_path_factory.mktemp("bert"), words | {"which", "fish", "is", "named", "here", "?", "."})
+
+
+@pytest.fixture(scope="module")
+def oracle(teacher_dir: Path) -> QATeacher:
+    tokenizer = transformers.AutoTokenizer.from_pretrained(teacher_dir)
+    fish_id = tokenizer.convert_tokens_to_ids(ANSWER)
+    assert fish_id != tokenizer.unk_token_id
+    return QATeacher(_KnowsTheFish(fish_id), tokenizer, max_seq_len=64, stride=16)
+
+
+def test_teacher_distributions_land_on_the_students_answer_tokens(oracle: QATeacher) -> None:
+    examples = _questions()
+    tok = AlbertTokenizer.from_pretrained(REFERENCE)
+    hard = training_features(examples, tok, SETTINGS)
+    soft = distillation_features(oracle, examples, tok, SETTINGS, hard)
+    assert len(soft) == len(hard) > len(examples)  # several windows per question
+    with_answer = sum(f.start_position > 0 for f in hard)
+    assert 0 < with_answer < len(hard)
+    for h, s in zip(hard, soft):
+        assert (s.input_ids, s.start_position, s.end_position) == (h.input_ids, h.start_position, h.end_position)
+        for dist, gold in ((s.teacher_start, h.start_position), (s.teacher_end, h.end_position)):
+            assert len(dist) == len(h.input_ids)
+            assert math.isclose(math.log(sum(math.exp(x) for x in dist)), 0.0, abs_tol=1e-5)  # a distribution
+            # The teacher's answer (a WordPiece token) is the student's first/last answer piece
+            # (SentencePiece cuts the word differently), or [CLS] where the window lacks it.
+            assert max(range(len(dist)), key=dist.__getitem__) == gold
+            question = [i for i, t in enumerate(h.token_type_ids) if t == 0][1:]
+            assert all(dist[i] == LOG_ZERO for i in question)  # no mass on the question
+    # The student cuts the answer into several pieces somewhere: start and end differ there.
+    assert any(h.end_position > h.start_position for h in hard)
+
+
+def test_a_window_the_teacher_cannot_read_whole_keeps_its_hard_label(oracle: QATeacher) -> None:
+    examples = _questions(4)
+    tok = AlbertTokenizer.from_pretrained(REFERENCE)
+    hard = training_features(examples, tok, SETTINGS)
+    short = dataclasses.replace(oracle, max_seq_len=12)
+    soft = distillation_features(short, examples, tok, SETTINGS, hard)
+    for h, s in zip(hard, soft):
+        assert s.teacher_start[h.start_position] == 0.0 and s.teacher_end[h.end_position] == 0.0
+        assert sorted(set(s.teacher_start)) == [LOG_ZERO, 0.0]
+    with pytest.raises(TeacherError, match="windows from the examples"):
+        distillation_features(oracle, examples, tok, SETTINGS, hard[:-1])
+
+
+def test_qa_distillation_loss_is_the_documented_mix() -> None:
+    class Fixed(nn.Module):
+        def forward(self, ids, mask, types):
+            return torch.tensor([[2.0, 0.5, -1.0]]), torch.tensor([[0.0, 1.0, 3.0]])
+
+    batch = {"input_ids": torch.zeros(1, 3, dtype=torch.long), "attention_mask": torch.ones(1, 3, dtype=torch.long),
+             "token_type_ids": torch.zeros(1, 3, dtype=torch.long), "start_positions": torch.tensor([0]),
+             "end_positions": torch.tensor([2]),
+             "teacher_start": torch.tensor([[0.0, LOG_ZERO, LOG_ZERO]]),
+             "teacher_end": torch.log(torch.tensor([[0.2, 0.3, 0.5]]))}
+    alpha, t = 0.25, 2.0
+    got = QuestionAnsweringObjective(Fixed(), (alpha, t))(batch)[0].item()
+
+    def ce(logits, gold):
+        return -logits[gold] + math.log(sum(math.exp(x) for x in logits))
+
+    def kl(teacher_logp, student_logits):
+        p = [math.exp(x / t) for x in teacher_logp]
+        p = [x / sum(p) for x in p]
+        q = [math.exp(x / t) for x in student_logits]
+        q = [x / sum(q) for x in q]
+        return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q) if pi > 0)
+
+    hard = (ce([2.0, 0.5, -1.0], 0) + ce([0.0, 1.0, 3.0], 2)) / 2
+    soft = (kl([0.0, LOG_ZERO, LOG_ZERO], [2.0, 0.5, -1.0]) + kl([math.log(0.2), math.log(0.3), math.log(0.5)],
+                                                                  [0.0, 1.0, 3.0])) / 2
+    assert got == pytest.approx(alpha * hard + (1 - alpha) * t * t * soft, rel=1e-5)
+    # Without teacher targets in the batch, or without distill, the loss is the hard one.
+    plain = {k: v for k, v in batch.items() if not k.startswith("teacher")}
+    assert QuestionAnsweringObjective(Fixed(), (alpha, t))(plain)[0].item() == pytest.approx(hard, rel=1e-5)
+    assert QuestionAnsweringObjective(Fixed())(batch)[0].item() == pytest.approx(hard, rel=1e-5)
+
+
+def test_collate_pads_teacher_targets_with_log_zero(oracle: QATeacher) -> None:
+    examples = _questions(3)
+    tok = AlbertTokenizer.from_pretrained(REFERENCE)
+    soft = distillation_features(oracle, examples, tok, SETTINGS, training_features(examples, tok, SETTINGS))
+    short = min(soft, key=lambda f: len(f.input_ids))
+    long = max(soft, key=lambda f: len(f.input_ids))
+    assert len(short.input_ids) < len(long.input_ids)
+    batch = collate_qa([short, long], tok.pad_id)
+    n = len(short.input_ids)
+    assert batch["teacher_start"].shape == batch["input_ids"].shape
+    assert batch["teacher_start"][0, :n].tolist() == pytest.approx(list(short.teacher_start))
+    assert (batch["teacher_start"][0, n:] == LOG_ZERO).all() and (batch["teacher_end"][0, n:] == LOG_ZERO).all()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_student_learns_what_only_the_teacher_knows(oracle: QATeacher, tmp_path: Path, one_thread) -> None:
+    """Hard labels point at the first word of each context; the teacher knows the answer is the
+    fish. Pure distillation (alpha 0) answers the fish; labels only answer the first word."""
+    examples = _questions()
+    wrong = [dataclasses.replace(e, answers=((e.context.split()[0], 0),)) for e in examples]
+    args = TrainingArgs(steps=60, batch_size=8, lr=1e-3, warmup_steps=0, log_every=10, progress=False, seed=0)
+    workflows.finetune_qa(REFERENCE, tmp_path / "kd", wrong, dataclasses.replace(args, distill_alpha=0.0),
+                          settings=SETTINGS, teacher=oracle)
+    workflows.finetune_qa(REFERENCE, tmp_path / "labels", wrong, args, settings=SETTINGS)
+    kd = workflows.evaluate_qa(tmp_path / "kd" / "model", examples, SETTINGS)
+    labels = workflows.evaluate_qa(tmp_path / "labels" / "model", examples, SETTINGS)
+    assert kd["f1"] > 80 and labels["f1"] < 30, (kd, labels)
+
+
+def test_qa_teacher_finetunes_and_answers_from_the_context(teacher_dir: Path, oracle: QATeacher) -> None:
+    examples = _questions()
+    assert squad_scores(examples, teacher_answers(oracle, examples))["exact_match"] == 100.0
+    fitted = finetune_qa_teacher(examples, teacher_dir=teacher_dir, steps=40, batch_size=8, lr=3e-3,
+                                 warmup_steps=4, max_seq_len=48, stride=16)
+    answers = teacher_answers(fitted, examples)
+    assert len(answers) == len(examples) and all(a and a in e.context for a, e in zip(answers, examples))
+    assert squad_scores(examples, answers)["f1"] > 50
+    with pytest.raises(TeacherError, match="at least batch_size"):
+        finetune_qa_teacher(examples[:3], teacher_dir=teacher_dir, batch_size=8)

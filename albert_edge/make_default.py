@@ -390,9 +390,10 @@ def _phase_card(run_dir: Path, args: TrainingArgs) -> dict[str, Any]:
             "evals": [r for r in read_log(run_dir) if r["kind"] == "eval"]}
 
 
-def install_model(out: Path, target: Path = DEFAULT_MODEL_DIR) -> Path:
-    """Copy the distilled model, tokenizer and card into the package (atomic folder swap)."""
-    src = out / "distill" / "model"
+def install_model(out: Path, target: Path = DEFAULT_MODEL_DIR, src: Path | None = None) -> Path:
+    """Copy the model (`src`, default the distilled OUT/distill/model), tokenizer and card into the
+    package (atomic folder swap)."""
+    src = src or out / "distill" / "model"
     with replaced_dir(target) as tmp:
         for name in ("config.json", "model.safetensors", "spiece.model"):
             shutil.copyfile(src / name, tmp / name)

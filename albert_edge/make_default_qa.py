@@ -154,7 +154,7 @@ def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, install: bool = Fa
     atomic_write_json(out / "card.json", card)
     atomic_write_text(out / "MODEL_CARD.md", model_card(card))
     if install:
-        install_model(out, DEFAULT_QA_MODEL_DIR)  # the same files as the default model's
+        install_model(out, DEFAULT_QA_MODEL_DIR, model)  # the same files as the default model's
     return card
 
 

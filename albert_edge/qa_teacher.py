@@ -22,6 +22,7 @@ transformers is imported lazily (a build- and test-time dependency, not a runtim
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import random
@@ -32,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from albert_edge._io import atomic_write, atomic_write_json, replaced_dir
 from albert_edge.qa import QASettings, make_windows
 from albert_edge.qa_data import QAExample, QAFeature
 from albert_edge.teacher import TeacherError, default_teacher_dir, load_teacher_encoder
@@ -42,6 +45,8 @@ from albert_edge.tokenizer import AlbertTokenizer
 log = logging.getLogger(__name__)
 
 LOG_ZERO = -1e4  # a student position the teacher gives no probability
+HEAD_FILE = "span_head.safetensors"
+SETTINGS_FILE = "qa_teacher.json"
 
 
 class SpanHead(nn.Module):
@@ -271,3 +276,59 @@ def distillation_features(
                  clipped, len(jobs), teacher.max_seq_len)
     return out
 
+
+
+def save_qa_teacher(teacher: QATeacher, path: str | Path) -> Path:
+    """The teacher as a folder (replaced whole, atomically): the encoder and tokenizer as a Hugging
+    Face checkpoint, the start/end head in span_head.safetensors, its window settings in
+    qa_teacher.json."""
+    path = Path(path)
+    with replaced_dir(path) as tmp:
+        teacher.model.encoder.save_pretrained(tmp)
+        teacher.tokenizer.save_pretrained(tmp)
+        save_file({k: v.contiguous() for k, v in teacher.model.head.state_dict().items()}, str(tmp / HEAD_FILE))
+        atomic_write_json(tmp / SETTINGS_FILE, {"max_seq_len": teacher.max_seq_len, "stride": teacher.stride})
+    return path
+
+
+def load_qa_teacher(path: str | Path) -> QATeacher:
+    """A teacher folder written by :func:`save_qa_teacher`."""
+    path = Path(path)
+    for name in (HEAD_FILE, SETTINGS_FILE):
+        if not (path / name).is_file():
+            raise TeacherError(f"{path} is not a QA teacher folder: it has no {name} (save_qa_teacher writes one)")
+    encoder, tokenizer = load_teacher_encoder(path)
+    _check_fast(tokenizer)
+    model = SpanHead(encoder, encoder.config.hidden_size)
+    model.head.load_state_dict(load_file(str(path / HEAD_FILE)))
+    model.eval()
+    settings = json.loads((path / SETTINGS_FILE).read_text())
+    return QATeacher(model, tokenizer, int(settings["max_seq_len"]), int(settings["stride"]))
+
+
+def save_targets(path: str | Path, features: Sequence[QAFeature]) -> Path:
+    """The teacher's start/end log-probabilities of `features` (from :func:`distillation_features`)
+    in one safetensors file (float16, padded with LOG_ZERO), written atomically."""
+    n, width = len(features), max((len(f.input_ids) for f in features), default=0)
+    tensors = {k: torch.full((n, width), LOG_ZERO, dtype=torch.float16) for k in ("teacher_start", "teacher_end")}
+    for i, f in enumerate(features):
+        if f.teacher_start is None or f.teacher_end is None:
+            raise TeacherError(f"features[{i}] has no teacher targets")
+        tensors["teacher_start"][i, :len(f.input_ids)] = torch.tensor(f.teacher_start)
+        tensors["teacher_end"][i, :len(f.input_ids)] = torch.tensor(f.teacher_end)
+    tensors["lengths"] = torch.tensor([len(f.input_ids) for f in features], dtype=torch.int32)
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp)))
+    return Path(path)
+
+
+def with_targets(path: str | Path, features: Sequence[QAFeature]) -> list[QAFeature]:
+    """`features` (the same windows, e.g. ``training_features`` again) with the targets that
+    :func:`save_targets` wrote; a file for other windows is refused."""
+    t = load_file(str(path))
+    lengths = t["lengths"].tolist()
+    if lengths != [len(f.input_ids) for f in features]:
+        raise TeacherError(f"{path} holds targets for {len(lengths)} windows that are not these "
+                           f"{len(features)} windows; make them again from the same questions and settings")
+    start, end = t["teacher_start"].float(), t["teacher_end"].float()
+    return [dataclasses.replace(f, teacher_start=tuple(start[i, :n].tolist()), teacher_end=tuple(end[i, :n].tolist()))
+            for i, (f, n) in enumerate(zip(features, lengths))]

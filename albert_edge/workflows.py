@@ -34,7 +34,7 @@ from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, 
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.qa import QA_MAX_SEQ_LEN, QASettings, answer_question
 from albert_edge.qa_data import QAExample, squad_scores, training_features
-from albert_edge.qa_teacher import QATeacher, distillation_features
+from albert_edge.qa_teacher import QATeacher, distillation_features, with_targets
 from albert_edge.teacher import finetune_teacher, teacher_logits
 from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
 from albert_edge.training import (
@@ -326,6 +326,7 @@ def finetune_qa(
     resume: bool = False,
     resume_changed: bool = False,
     teacher: QATeacher | None = None,
+    teacher_targets: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Fine-tune an extractive QA model (``AlbertForQuestionAnswering``) from the encoder in
     `model_path` on questions in memory (``qa_data.QAExample``, e.g. from ``read_qa``).
@@ -335,7 +336,8 @@ def finetune_qa(
     each window is labelled with its answer's tokens or [CLS] (``qa_data.training_features``).
     With a `teacher` (``qa_teacher.finetune_qa_teacher``), each training window also carries the
     teacher's start/end distributions (``qa_teacher.distillation_features``) and the loss mixes
-    them in by ``args.distill_alpha`` / ``distill_temperature``.
+    them in by ``args.distill_alpha`` / ``distill_temperature``; `teacher_targets` instead reads
+    those distributions from a file ``qa_teacher.save_targets`` wrote for the same windows.
     Writes OUT/model (a checkpoint with spiece.model) and returns the validation figures (token
     start/span accuracy of the windows; :func:`evaluate_qa` gives EM/F1)."""
     model_path = Path(resolve_model_path(model_path))
@@ -352,11 +354,15 @@ def finetune_qa(
     model = AlbertForQuestionAnswering(config)
     _copy_encoder(source, model, model_path)
     train_ft = training_features(train_examples, tokenizer, settings)
+    if teacher is not None and teacher_targets is not None:
+        raise DataError("give a teacher or its saved teacher_targets, not both")
     if teacher is not None:
         train_ft = distillation_features(teacher, train_examples, tokenizer, settings, train_ft)
+    elif teacher_targets is not None:
+        train_ft = with_targets(teacher_targets, train_ft)
     valid_ft = training_features(valid_examples, tokenizer, settings)
     tok_file = _tokenizer_file(model_path)
-    distill = (args.distill_alpha, args.distill_temperature) if teacher is not None else None
+    distill = (args.distill_alpha, args.distill_temperature) if train_ft and train_ft[0].teacher_start else None
     return train(model, question_answering_task(tokenizer.pad_id, distill), train_ft, args, out_dir, eval_examples=valid_ft,
                  tokenizer_file=tok_file, resume=resume,
                  resume_changed=resume_changed)

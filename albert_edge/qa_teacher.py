@@ -131,6 +131,9 @@ def finetune_qa_teacher(
     torch.manual_seed(seed)
     encoder, tokenizer = load_teacher_encoder(teacher_dir or default_teacher_dir())
     _check_fast(tokenizer)
+    if max_seq_len > encoder.config.max_position_embeddings:
+        raise TeacherError(f"max_seq_len {max_seq_len} exceeds the teacher's max_position_embeddings "
+                           f"{encoder.config.max_position_embeddings}")
     model = SpanHead(encoder, encoder.config.hidden_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -188,6 +188,8 @@ def test_qa_teacher_finetunes_and_answers_from_the_context(teacher_dir: Path, or
     assert squad_scores(examples, answers)["f1"] > 50
     with pytest.raises(TeacherError, match="at least batch_size"):
         finetune_qa_teacher(examples[:3], teacher_dir=teacher_dir, batch_size=8)
+    with pytest.raises(TeacherError, match="exceeds the teacher's max_position_embeddings 64"):
+        finetune_qa_teacher(examples, teacher_dir=teacher_dir, batch_size=8, max_seq_len=65)
 
 
 def test_teacher_and_targets_round_trip_through_files(oracle: QATeacher, teacher_dir: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from albert_edge._procs import alive
+from albert_edge.errors import BusyError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,32 @@ def read_json_object(path: Path, error: type[Exception]) -> dict:
     if not isinstance(data, dict):
         raise error(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+LOCK_FILE = ".albert-edge.lock"
+
+
+@contextmanager
+def folder_lock(folder: Path, option: str = "--out") -> Iterator[Path]:
+    """Hold ``folder`` (which must exist) for this process while the block runs: another run that
+    asks for it gets a ``BusyError`` naming the holder's pid. The lock is the OS's (``flock`` on
+    ``folder/.albert-edge.lock``), released when the holder ends however it ends, so a killed run
+    never leaves a stale lock. The file stays (removing it would race with the next holder)."""
+    path = Path(folder) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise BusyError(f"{option} {folder}: another albert-edge run (pid {holder}) is writing there; "
+                        f"wait for it to finish, or give another {option}") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield path
+    finally:
+        os.close(fd)
 
 
 def _sibling_prefix(out: Path) -> str:

@@ -59,6 +59,10 @@ class ProfilingError(AlbertEdgeError, RuntimeError):
     """ETDump could not be produced or read (the runtime was built without event tracing)."""
 
 
+class BusyError(AlbertEdgeError, RuntimeError):
+    """A folder another albert-edge run is writing (``_io.folder_lock``); the message names both."""
+
+
 class HarnessError(AlbertEdgeError, RuntimeError):
     """A comparison cannot run: bad settings, a model that does not match the bundle, or a
     worker process that failed (its error and log are quoted)."""

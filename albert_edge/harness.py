@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from albert_edge import __version__, metrics
+from albert_edge._io import LOCK_FILE, folder_lock
 from albert_edge._machine import machine_info
 from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
 from albert_edge.bundle_format import (
@@ -59,7 +61,7 @@ from albert_edge.datasets import DataError, Row, read_labelled
 from albert_edge.errors import HarnessError
 from albert_edge.qa import QAError, QASettings, decode_answers, make_windows
 from albert_edge.qa_data import QAExample, cloze_split, exact_match, read_qa, squad_scores
-from albert_edge.report import write_report
+from albert_edge.report import PLOTS, write_report
 from albert_edge.report_schema import REPORT_FORMAT, REPORT_SCHEMA_VERSION
 from albert_edge.tokenizer import AlbertTokenizer
 from albert_edge.verdict import timing_quality
@@ -777,7 +779,32 @@ def compare(
                            "whose programs are compared as they are (re-export it to change them)")
     data = data_for(target, data)
     created = not out.exists()
+    if not created:
+        _check_out_is_a_comparison(out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _compare_in(out, created, target, head, data, latency, recipes, max_seq_len, tokenizer, jobs,
+                           profile, progress, weight_cache, memory_without_cache)
+
+
+def _check_out_is_a_comparison(out: Path) -> None:
+    """An existing --out must be empty or hold a comparison's files (which a new run replaces):
+    never a user's own report.md or anything else."""
+    ours = {"report.json", "bundle", "work", LOCK_FILE, *PLOTS}
+    names = sorted(p.name for p in out.iterdir())
+    foreign = [n for n in names if n not in ours and not (n == "report.md" and "report.json" in names)
+               and not (n.startswith(".report.") and n.endswith(".tmp"))]
+    if foreign:
+        raise HarnessError(f"--out {out}: holds {foreign[0]!r}, which is not from an albert-edge comparison, and "
+                           "a comparison replaces report.md and the plots there; give a new or empty folder, or "
+                           "an earlier comparison's folder")
+
+
+def _compare_in(out: Path, created: bool, target: Target, head: str | None, data: DataSettings,
+                latency: LatencySettings, recipes: Sequence[str] | None, max_seq_len: int | None,
+                tokenizer: str | os.PathLike | None, jobs: int, profile: bool, progress: bool,
+                weight_cache: bool, memory_without_cache: bool) -> dict[str, Any]:
+    """``compare`` in its folder, which this process holds (``_io.folder_lock``)."""
     try:
         started = time.time()
         reference = load_model(target.model_source, head)
@@ -792,10 +819,11 @@ def compare(
             plan = plan_comparison(target, reference, head, data, latency, tokenizer, weight_cache=weight_cache,
                                    memory_without_cache=memory_without_cache, profile=profile)
             del reference  # the workers load their own
+            shutil.rmtree(out / "work", ignore_errors=True)  # nothing an earlier run left is read
             measured = measure(plan, out / "work", bar)
     except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # an early failure leaves no empty folder behind
+        if created and out.is_dir() and {p.name for p in out.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(out)  # an early failure leaves no empty folder behind
         raise
     report = assemble_report(plan, measured, time.time() - started)
     write_report(report, out)

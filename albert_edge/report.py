@@ -7,7 +7,9 @@ with ``albert-edge report DIR`` without rerunning anything.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -493,17 +495,27 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
 
 
 def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
-    """report.json (validated), report.md and the three plots into ``out``, each written atomically."""
+    """report.json (validated), report.md and the three plots into ``out``: all of them are made
+    in a temporary folder inside ``out`` first and only then renamed into place, so a failure
+    (a full disk) leaves the previous files as they were, never part of a new set."""
     import matplotlib
 
     matplotlib.use("Agg")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": write_report_json(report, out), "md": out / "report.md"}
-    for name, draw in zip(PLOTS, (plot_latency_distribution, plot_latency_vs_length, plot_tradeoff)):
-        paths[name] = out / name
-        draw(report, paths[name])
-    atomic_write_text(paths["md"], markdown(report))
+    staging = Path(tempfile.mkdtemp(prefix=".report.", suffix=".tmp", dir=out))
+    try:
+        made = {"json": write_report_json(report, staging), "md": staging / "report.md"}
+        for name, draw in zip(PLOTS, (plot_latency_distribution, plot_latency_vs_length, plot_tradeoff)):
+            made[name] = staging / name
+            draw(report, made[name])
+        atomic_write_text(made["md"], markdown(report))
+        paths = {}
+        for key, path in made.items():  # renames: no new space is needed from here on
+            paths[key] = out / path.name
+            os.replace(path, paths[key])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return paths
 
 

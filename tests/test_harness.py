@@ -118,6 +118,50 @@ def test_probe_inputs_have_exact_lengths_and_real_ids(setup):
 # ---- errors before anything runs ---------------------------------------------------------------
 
 
+def test_one_comparison_at_a_time_per_out_folder(setup, tmp_path):
+    """Two runs into one --out would read each other's outputs: the second is refused while the
+    first holds the folder, and the folder is free again as soon as the holder is gone (killed too)."""
+    import os
+    import subprocess
+    import sys
+
+    from albert_edge.errors import BusyError
+
+    lowered, bundle, data, _, _ = setup
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from albert_edge._io import folder_lock\n"
+        f"with folder_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError, match=rf"--out {out}: another albert-edge run \(pid {holder.pid}\)"):
+            compare(bundle, model=lowered.checkpoint, out=out, data=_data(data), progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    from albert_edge._io import folder_lock
+
+    with folder_lock(out):  # free again: the OS released the killed holder's lock
+        with pytest.raises(BusyError, match=f"pid {os.getpid()}"):
+            compare(bundle, model=lowered.checkpoint, out=out, data=_data(data), progress=False)
+
+
+def test_a_users_own_files_in_out_are_not_replaced(setup, tmp_path):
+    lowered, bundle, data, _, _ = setup
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("my own notes")
+    with pytest.raises(HarnessError, match="'report.md', which is not from an albert-edge comparison"):
+        compare(bundle, model=lowered.checkpoint, out=out, data=_data(data), progress=False)
+    (out / "report.md").unlink()
+    (out / "thesis.tex").write_text("x")
+    with pytest.raises(HarnessError, match="'thesis.tex'"):
+        compare(bundle, model=lowered.checkpoint, out=out, data=_data(data), progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
 def test_a_bundle_needs_its_model(setup, tmp_path):
     _, bundle, data, _, _ = setup
     with pytest.raises(HarnessError, match="--model"):
@@ -285,6 +329,8 @@ def test_report_schema_names_what_is_wrong(report):
 def test_cli_compare_and_report(setup, tmp_path, capsys):
     lowered, bundle, data, _, _ = setup
     out = tmp_path / "cli"
+    (out / "work").mkdir(parents=True)
+    (out / "work" / "int8.npz").write_bytes(b"another run's outputs")  # never read: the work folder starts empty
     rc = main(["compare", str(bundle), "--model", str(lowered.checkpoint), "--data", str(data),
                "--text-column", "sentence", "--label-column", "gold", "--limit", "10", "--threads", "1",
                "--rounds", "1", "--runs", "1", "--latency-inputs", "2", "--probe-lengths", "16",
@@ -303,6 +349,7 @@ def test_cli_compare_and_report(setup, tmp_path, capsys):
         assert sum(o["share"] for o in prof["operators"]) == pytest.approx(1.0, abs=1e-3)
         assert any(o["delegated"] for o in prof["operators"]) and any(not o["delegated"] for o in prof["operators"])
     assert "Where the time goes: int8" in (out / "report.md").read_text()
+    assert b"another run" not in (out / "work" / "int8.npz").read_bytes()
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "report.md").is_file()

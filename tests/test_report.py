@@ -165,3 +165,26 @@ def test_report_baseline_is_a_ci_gate(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(a), "--baseline", str(a)]) == 0  # a rerun of the same report
     assert "no regression beyond the thresholds" in capsys.readouterr().out
+
+
+def test_a_failed_write_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    """A full disk while the plots are drawn: report.json, report.md and the plots stay the previous
+    run's, all of them, and no temporary folder is left."""
+    import errno
+
+    from albert_edge import report as report_module
+
+    report = tiny_report()
+    report_module.write_report(report, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == {"report.json", "report.md", *report_module.PLOTS}
+    newer = copy.deepcopy(report)
+    newer["created_at"] = "2099-01-01T00:00:00Z"
+
+    def full(*_):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report_module, "plot_tradeoff", full)
+    with pytest.raises(OSError, match="No space left"):
+        report_module.write_report(newer, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -97,6 +97,33 @@ def folder_lock(folder: Path, option: str = "--out") -> Iterator[Path]:
         os.close(fd)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json_strictly(path: Path, error: type[Exception], what: str = "file") -> Any:
+    """The JSON value in ``path``, or ``error`` with one line naming the file and what is wrong:
+    missing, not a file, not UTF-8 text, not JSON, NaN or Infinity (not JSON numbers), or nested
+    too deeply to read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a {what}") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not a {what} (not UTF-8 text: byte {err.start} cannot be decoded)") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        raise error(f"{path}: not JSON ({err})") from None
+    except ValueError as err:
+        raise error(f"{path}: {err}; write a number or null") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply to read") from None
+
+
 def _sibling_prefix(out: Path) -> str:
     """Temporary folders beside ``out`` are named ``.<name>.<pid>.<random>.tmp`` (or ``.old``)."""
     return f".{out.name}.{os.getpid()}."

@@ -43,7 +43,7 @@ from albert_edge.bundle_format import (
     task_of,
     tokenizer_settings,
 )
-from albert_edge.checkpoint import load_model, load_tokenizer, resolve_model_path
+from albert_edge.checkpoint import load_model, load_tokenizer, resolve_model_path, weights_sha256
 from albert_edge.config import INPUT_NAMES
 from albert_edge.errors import BundleError
 from albert_edge.lowering import LoweredProgram, export_program
@@ -426,6 +426,7 @@ def write_bundle(
             "vocab_size": config.vocab_size,
             "type_vocab_size": config.type_vocab_size,
             "pad_token_id": config.pad_token_id,
+            "weights_sha256": weights_sha256(model),
             "default_program": "int8" if "int8" in names else names[0],
             **({"qa": qa.to_dict()} if qa is not None else {}),
             "tokenizer": tok_entry,

@@ -234,6 +234,9 @@ def _check_top(manifest: dict[str, Any], where: str) -> None:
     _int(manifest, "type_vocab_size", where, 1)
     if "pad_token_id" in manifest:
         _int(manifest, "pad_token_id", where, 0, vocab - 1)
+    digest = manifest.get("weights_sha256")
+    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise BundleError(f"{where}: field 'weights_sha256' must be 64 lower-case hex digits, got {json.dumps(digest)}")
     if not manifest["programs"]:
         raise BundleError(f"{where}: programs is empty; a bundle has at least one program")
     if task == QA_TASK:

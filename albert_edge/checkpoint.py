@@ -105,6 +105,21 @@ def resolve_head(head: str | type[AlbertPreTrainedModel], where: str = "head") -
     return ARCHITECTURES[name]
 
 
+def weights_sha256(model: torch.nn.Module) -> str:
+    """SHA-256 (lower-case hex) of a model's weights: every entry of its state dict in name order,
+    as name, dtype, shape and little-endian bytes. Equal for a model saved and loaded again;
+    bundles carry it (manifest ``weights_sha256``) so that a comparison can tell whether the
+    eager model given is the one the programs were made from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def _config_architecture(config_path: Path) -> str:
     data = json.loads(config_path.read_text(encoding="utf-8"))  # already validated by AlbertConfig.load
     archs = data.get("architectures") or ["AlbertModel"]

@@ -4,6 +4,7 @@ and :mod:`albert_edge.report`."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -18,6 +19,16 @@ def _ints(text: str) -> tuple[int, ...]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: accepted: a finite number >= 0")
+    return value
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -46,23 +57,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     from albert_edge.verdict import Thresholds, regressions
 
     report = read_report(args.report)
+    old = read_report(args.baseline) if args.baseline is not None else None
     out = Path(args.report)
     out = out if out.is_dir() else out.parent
     write_report(report, out)
     print_report(report)
     print(f"report: {out / 'report.md'}")
-    if args.baseline is None:
+    if old is None:
         return 0
-    old = read_report(args.baseline)
     thresholds = Thresholds(args.max_accuracy_drop, args.max_agreement_drop, args.max_latency_increase,
-                            args.max_memory_increase, args.max_size_increase)
-    found = regressions(report, old, thresholds)
-    same = old["machine"].get("cpu") == report["machine"].get("cpu") and old["machine"].get("cores") == \
-        report["machine"].get("cores")
-    print(f"against the baseline {args.baseline}: latency and memory compare only between runs on the same "
-          "machine kind" + ("" if same else f" (these differ: {old['machine'].get('cpu')}, "
-                                             f"{old['machine'].get('cores')} cores -> {report['machine'].get('cpu')}, "
-                                             f"{report['machine'].get('cores')} cores)"))
+                            args.max_memory_increase, args.max_size_increase, accuracy_only=args.accuracy_only)
+    found = regressions(report, old, thresholds)  # a HarnessError (exit 2) where the reports differ in kind
+    print(f"against the baseline {args.baseline}"
+          + (": accuracy, agreement and size only (--accuracy-only)" if args.accuracy_only else ""))
     for line in found:
         print(f"REGRESSION {line}")
     if found:
@@ -132,16 +139,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("regression gate (for CI)")
     g.add_argument("--baseline", default=None, metavar="OLD",
                    help="an earlier report.json (or its folder) to compare with: exit 1 and name every program "
-                        "and metric that got worse than the thresholds allow (latency and memory only compare "
-                        "between runs on the same machine kind)")
-    g.add_argument("--max-accuracy-drop", type=float, default=0.5, metavar="POINTS",
+                        "and metric that got worse than the thresholds allow; exit 2 naming every difference "
+                        "where the two cannot be compared (another model, data set, program list, timing "
+                        "settings or machine kind, or a figure that is not a number)")
+    g.add_argument("--accuracy-only", action="store_true",
+                   help="check accuracy, agreement and size only, for a baseline from another machine kind")
+    g.add_argument("--max-accuracy-drop", type=_threshold, default=0.5, metavar="POINTS",
                    help="accuracy or macro-F1 may drop by this many percentage points (default 0.5)")
-    g.add_argument("--max-agreement-drop", type=float, default=0.5, metavar="POINTS",
+    g.add_argument("--max-agreement-drop", type=_threshold, default=0.5, metavar="POINTS",
                    help="top-1 agreement with eager fp32 may drop by this many points (default 0.5)")
-    g.add_argument("--max-latency-increase", type=float, default=10.0, metavar="PERCENT",
+    g.add_argument("--max-latency-increase", type=_threshold, default=10.0, metavar="PERCENT",
                    help="median latency at each thread count may grow by this much (default 10)")
-    g.add_argument("--max-memory-increase", type=float, default=10.0, metavar="PERCENT",
+    g.add_argument("--max-memory-increase", type=_threshold, default=10.0, metavar="PERCENT",
                    help="the memory a program adds may grow by this much (default 10)")
-    g.add_argument("--max-size-increase", type=float, default=1.0, metavar="PERCENT",
+    g.add_argument("--max-size-increase", type=_threshold, default=1.0, metavar="PERCENT",
                    help="a program's file may grow by this much (default 1)")
     p.set_defaults(func=cmd_report)

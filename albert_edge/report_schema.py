@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from albert_edge._io import atomic_write_json
+from albert_edge._io import atomic_write_json, read_json_strictly
 from albert_edge.errors import HarnessError
 
 REPORT_FORMAT = "albert-edge-compare-report"
@@ -50,6 +50,10 @@ _SCHEMA: dict[str, dict[str, Any]] = {
 }
 
 
+# Figures inside a program's accuracy (which differ by task) that must be numbers where present.
+_ACCURACY_NUMBERS = ("accuracy", "macro_f1", "exact_match", "f1", "pearson", "spearman", "n", "questions")
+
+
 def validate_report(report: Any, where: str = "report") -> None:
     """HarnessError naming the first missing or mistyped field (e.g. ``programs[1].latency[0].summary.p90_ms``)."""
 
@@ -77,6 +81,11 @@ def validate_report(report: Any, where: str = "report") -> None:
         check(p["memory"], "program_memory", f"programs[{i}].memory")
         if p["fidelity"] is not None:
             check(p["fidelity"], "fidelity", f"programs[{i}].fidelity")
+        for section, keys in (("accuracy", _ACCURACY_NUMBERS), ("fidelity", ("answer_agreement",))):
+            for key in keys:
+                value = (p[section] or {}).get(key)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, _NUM)):
+                    raise HarnessError(f"{where}: programs[{i}].{section}.{key} has type {type(value).__name__}")
         for j, e in enumerate(p["latency"]):
             check(e, "latency", f"programs[{i}].latency[{j}]")
             check(e["summary"], "summary", f"programs[{i}].latency[{j}].summary")
@@ -91,12 +100,7 @@ def read_report(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / REPORT_FILE
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: no such report") from None
-    except json.JSONDecodeError as err:
-        raise HarnessError(f"{path}: not JSON ({err})") from None
+    report = read_json_strictly(path, HarnessError, "report")
     validate_report(report, str(path))
     return report
 

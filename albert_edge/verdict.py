@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from albert_edge.errors import HarnessError
+
 # A run is flagged as unstable when any of these is exceeded. Inputs have different lengths, so
 # every call is measured against its own input's median.
 OUTLIER_FACTOR = 3.0  # a call that took more than 3x its input's median is an outlier
@@ -243,11 +245,87 @@ class Thresholds:
     max_latency_increase: float = 10.0  # percent, median at each thread count
     max_memory_increase: float = 10.0  # percent of the memory a program adds
     max_size_increase: float = 1.0  # percent of the file size
+    accuracy_only: bool = False  # check accuracy, agreement and size only (a baseline from another machine)
+
+    def __post_init__(self) -> None:
+        for name in ("max_accuracy_drop", "max_agreement_drop", "max_latency_increase", "max_memory_increase",
+                     "max_size_increase"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise HarnessError(f"--{name.replace('_', '-')} {value!r}: accepted: a finite number >= 0")
+
+
+# What must be equal for two reports to be compared. Paths (model.source, data.source) stand in
+# for the data only where a report has no digest of it.
+_MODEL_KEYS = ("task", "architecture", "labels", "head", "max_seq_len", "vocab_size", "random_weights",
+               "weights_sha256")
+_DATA_KEYS = ("sha256", "rows", "questions", "limit", "truncated", "gold")
+_DATA_PATH_KEYS = ("source", "text_column", "label_column", "text_pair_column")
+_LATENCY_KEYS = ("threads", "data_inputs", "probe_lengths")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _numbers(program: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The figures the gate compares in one program, by name."""
+    out = [(f"accuracy.{k}", v) for k, v in (program["accuracy"] or {}).items()
+           if k in ("accuracy", "macro_f1", "exact_match", "f1")]
+    out += [(f"fidelity.{k}", v) for k, v in (program["fidelity"] or {}).items()
+            if k in ("top1_agreement", "answer_agreement")]
+    out += [(f"latency at {e['threads']} thread(s): median_ms", e["summary"].get("median_ms")) for e in program["latency"]]
+    out += [("memory.peak_cost_bytes", program["memory"]["peak_cost_bytes"]), ("size.bytes", program["size"]["bytes"])]
+    return out
+
+
+def not_comparable(new: dict[str, Any], old: dict[str, Any], accuracy_only: bool = False) -> list[str]:
+    """Every way in which report `new` cannot be held against baseline `old` (empty: they can):
+    another model, task or data set, other programs, other timing settings, another machine kind
+    (unless `accuracy_only`), or a figure that is not a finite number."""
+    why = []
+    for key in _MODEL_KEYS:
+        a, b = old["model"].get(key), new["model"].get(key)
+        if key == "weights_sha256" and (a is None or b is None):
+            continue
+        if a != b:
+            why.append(f"model.{key} is {_shown(a)} in the baseline, {_shown(b)} here")
+    digests = old["data"].get("sha256") is not None and new["data"].get("sha256") is not None
+    for key in _DATA_KEYS + (() if digests else _DATA_PATH_KEYS):
+        a, b = old["data"].get(key), new["data"].get(key)
+        if key == "sha256" and not digests:
+            continue
+        if a != b:
+            why.append(f"data.{key} is {_shown(a)} in the baseline, {_shown(b)} here")
+    old_names, new_names = [p["name"] for p in old["programs"]], [p["name"] for p in new["programs"]]
+    why += [f"program {n!r} is in the baseline but not here" for n in old_names if n not in new_names]
+    why += [f"program {n!r} is here but not in the baseline" for n in new_names if n not in old_names]
+    if not accuracy_only:
+        for key in _LATENCY_KEYS:
+            a, b = old["latency_settings"].get(key), new["latency_settings"].get(key)
+            if a != b:
+                why.append(f"latency_settings.{key} is {_shown(a)} in the baseline, {_shown(b)} here")
+        a, b = (old["machine"].get("cpu"), old["machine"].get("cores")), (new["machine"].get("cpu"), new["machine"].get("cores"))
+        if a != b:
+            why.append(f"the machine is {a[0]} ({a[1]} cores) in the baseline, {b[0]} ({b[1]} cores) here: latency "
+                       "and memory compare only on one machine kind (--accuracy-only checks the rest)")
+    for label, report in (("the baseline", old), ("this report", new)):
+        for p in report["programs"]:
+            for name, value in _numbers(p):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                          or not math.isfinite(value)):
+                    why.append(f"{p['name']}: {name} is {_shown(value)} in {label}, not a finite number")
+    return why
 
 
 def regressions(new: dict[str, Any], old: dict[str, Any], t: Thresholds) -> list[str]:
-    """Every metric of every program present in both reports that got worse by more than the
-    thresholds allow, as 'program: metric old -> new (change) exceeds --option limit'."""
+    """Every metric of every program that got worse by more than the thresholds allow, as
+    'program: metric old -> new (change) exceeds --option limit'. The gate fails closed: reports
+    that cannot be compared (:func:`not_comparable`) raise a HarnessError naming every difference."""
+    why = not_comparable(new, old, t.accuracy_only)
+    if why:
+        raise HarnessError("the report cannot be held against the baseline: " + "; ".join(why))
     old_programs = {p["name"]: p for p in old["programs"]}
     found = []
 
@@ -255,14 +333,14 @@ def regressions(new: dict[str, Any], old: dict[str, Any], t: Thresholds) -> list
               limit: float, option: str, fmt: str, unit: str) -> None:
         if before is None or after is None or worse is None:
             return
+        if option in ("max-latency-increase", "max-memory-increase") and t.accuracy_only:
+            return
         if worse > limit:
             found.append(f"{name}: {metric} {format(before, fmt)} -> {format(after, fmt)} "
                          f"({'+' if worse > 0 else ''}{worse:.2f}{unit} worse) exceeds --{option} {limit:g}{unit}")
 
     for p in new["programs"]:
-        q = old_programs.get(p["name"])
-        if q is None:
-            continue
+        q = old_programs[p["name"]]
         name = p["name"]
         for key, scale in (("accuracy", 100), ("macro_f1", 100), ("exact_match", 1), ("f1", 1)):
             a, b = (q["accuracy"] or {}).get(key), (p["accuracy"] or {}).get(key)

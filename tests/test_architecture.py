@@ -29,7 +29,7 @@ LAYERS = [
     {"model", "tokenizer", "qa", "report", "verdict"},
     # what the model core is loaded from, quantized with, trained on; the bundle format
     {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline", "teacher",
-     "bundle_format", "qa_data", "qa_teacher"},
+     "bundle_format", "qa_data", "qa_teacher", "eval_data"},
     # lowering, running programs, the training loop
     {"lowering", "runtime", "training"},
     # making bundles, the eager classifier, profiling, the training workflows

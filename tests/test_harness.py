@@ -174,6 +174,23 @@ def test_a_model_that_is_not_the_bundles_is_refused(setup, tmp_path):
         compare(bundle, model="tiny", out=tmp_path, data=_data(data), progress=False)
 
 
+def test_a_model_with_other_weights_is_refused(setup, tmp_path):
+    """Same architecture, labels and vocabulary, other weights: the programs would be blamed for
+    the difference, so the comparison refuses, by the manifest's weights digest."""
+    from albert_edge.checkpoint import load_pretrained, save_pretrained, weights_sha256
+
+    lowered, bundle, data, _, _ = setup
+    model = load_pretrained(lowered.checkpoint)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["weights_sha256"] == weights_sha256(model)
+    with torch.no_grad():
+        model.classifier.weight.add_(0.01)
+    save_pretrained(model, tmp_path / "other")
+    with pytest.raises(HarnessError, match="weights are not the ones the bundle was exported from"):
+        compare(bundle, model=tmp_path / "other", out=tmp_path / "out", data=_data(data), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_unknown_labels_are_reported_with_row_numbers(setup, tmp_path):
     lowered, bundle, _, _, _ = setup
     bad = tmp_path / "bad.jsonl"
@@ -290,6 +307,12 @@ def test_memory_figures_are_each_programs_own(report):
 
 
 @pytest.mark.slow
+def test_the_report_names_its_model_and_data_by_digest(setup, report):
+    _, bundle, _, texts, _ = setup
+    assert report["model"]["weights_sha256"] == json.loads((bundle / "manifest.json").read_text())["weights_sha256"]
+    assert len(report["data"]["sha256"]) == 64
+
+
 def test_sizes_and_report_files(setup, report):
     _, bundle, _, _, root = setup
     programs = {p["name"]: p for p in report["programs"]}

@@ -7,7 +7,6 @@ one place that says what a report holds. It imports neither torch nor ExecuTorch
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any

@@ -14,8 +14,6 @@ from torch import nn
 
 from albert_edge import workflows
 from albert_edge._textgen import training_corpus
-from albert_edge.model import AlbertForQuestionAnswering
-from albert_edge.config import AlbertConfig
 from albert_edge.qa import QASettings
 from albert_edge.qa_data import QAExample, squad_scores, training_features
 from albert_edge.qa_teacher import (LOG_ZERO, QATeacher, distillation_features, finetune_qa_teacher,

@@ -235,7 +235,7 @@ def _check_top(manifest: dict[str, Any], where: str) -> None:
     if "pad_token_id" in manifest:
         _int(manifest, "pad_token_id", where, 0, vocab - 1)
     digest = manifest.get("weights_sha256")
-    if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+    if digest is not None and not (isinstance(digest, str) and _SHA256_RE.match(digest)):
         raise BundleError(f"{where}: field 'weights_sha256' must be 64 lower-case hex digits, got {json.dumps(digest)}")
     if not manifest["programs"]:
         raise BundleError(f"{where}: programs is empty; a bundle has at least one program")
@@ -282,6 +282,36 @@ def _check_program(entry: dict[str, Any], manifest: dict[str, Any], where: str) 
         at = f"{where}.outputs[{j}]"
         if not isinstance(out, dict) or not isinstance(out.get("name"), str) or not isinstance(out.get("shape"), list):
             raise BundleError(f"{at}: must be an object with a string name and a shape array, got {out!r}")
+    _check_outputs(entry["outputs"], manifest, where)
+
+
+def _check_outputs(outputs: list[dict[str, Any]], manifest: dict[str, Any], where: str) -> None:
+    """A program's outputs must be its head's, in order, as an app reads them (export/BUNDLE.md):
+    names, dtype float32, and shapes with "seq" where the input length goes, num_labels =
+    len(labels), vocab_size = the manifest's (hidden_size: any positive integer)."""
+    expected = OUTPUTS[manifest["architecture"]]
+    names = [o["name"] for o in outputs]
+    if names != [name for name, _ in expected]:
+        raise BundleError(f"{where}.outputs: names {names} in that order; a {manifest['architecture']} program gives "
+                          f"{[name for name, _ in expected]}: the manifest was edited: re-export the bundle")
+    dims = {"num_labels": len(manifest["labels"]), "vocab_size": manifest["vocab_size"]}
+    for j, (out, (name, shape)) in enumerate(zip(outputs, expected)):
+        at = f"{where}.outputs[{j}] ({name})"
+        _choice(out, "dtype", at, ["float32"])
+        got = out["shape"]
+        ok = len(got) == len(shape) and all(
+            g == d if isinstance(d, int) or d == "seq" else
+            (g == dims[d] if d in dims else isinstance(g, int) and not isinstance(g, bool) and g > 0)
+            for g, d in zip(got, shape))
+        if not ok and len(got) == len(shape) and "num_labels" in shape and \
+                got[shape.index("num_labels")] != dims["num_labels"]:
+            raise BundleError(f"{at}: {got[shape.index('num_labels')]} logits per prediction but labels names "
+                              f"{len(manifest['labels'])} ({', '.join(manifest['labels'])}); every logit needs a "
+                              "label: restore the manifest or re-export")
+        if not ok:
+            want = [dims.get(d, d) if isinstance(d, str) else d for d in shape]
+            raise BundleError(f"{at}: shape {json.dumps(got)}; accepted: {json.dumps(want)} "
+                              "(\"seq\" = the input length): the manifest was edited: re-export the bundle")
 
 
 def _check_tokenizer_entry(tok: dict[str, Any], manifest: dict[str, Any], where: str) -> None:

@@ -170,6 +170,9 @@ def cmd_verify(args: argparse.Namespace) -> None:
         status = "ok" if check.ok else "FAILED"
         if check.token_id_mismatches:
             status += f" (token ids differ for case(s) {', '.join(map(str, check.token_id_mismatches))})"
+        elif check.answer_mismatches:
+            status += (f" (golden answers of case(s) {', '.join(map(str, check.answer_mismatches))} are not what "
+                       "their logits decode to under the manifest's QA settings)")
         elif not check.ok:
             status += " (outputs differ from the goldens by more than the tolerance)"
         print(f"{check.program:<10} {check.cases} cases  max |diff| {check.max_abs_diff:.3g}  "

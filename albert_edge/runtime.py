@@ -14,7 +14,9 @@ the programs, classifies texts, and replays the golden cases.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import logging
 import math
 import os
@@ -43,7 +45,7 @@ from albert_edge.bundle_format import (
 )
 from albert_edge.config import INPUT_NAMES
 from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
-from albert_edge.qa import QASettings, answer_windows, make_windows
+from albert_edge.qa import QASettings, answer_windows, decode_answers, make_windows
 from albert_edge.quantize import register_quantized_ops
 from albert_edge.tokenizer import AlbertTokenizer, Encoding
 
@@ -251,6 +253,9 @@ class Program:
         # The outputs' shapes at the longest input (dynamic dimensions at their upper bound).
         self.output_shapes: list[tuple[int, ...]] = [tuple(meta.output_tensor_meta(i).sizes())
                                                      for i in range(meta.num_outputs())]
+        # ScalarType names as the manifest writes them ("float32").
+        self.output_dtypes: list[str] = [_dtype_name(meta.output_tensor_meta(i).dtype())
+                                         for i in range(meta.num_outputs())]
 
     def _constant(self, method: str) -> int:
         try:
@@ -391,10 +396,13 @@ class GoldenCheck:
     max_abs_diff: float
     atol: float
     token_id_mismatches: list[int]  # cases whose ids the tokenizer no longer gives (QA cases numbered after the text ones)
+    # QA cases (numbered after the text ones) whose golden answers are not what this program's
+    # golden logits decode to under the manifest's QA settings, as an app decodes them
+    answer_mismatches: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.atol and not self.token_id_mismatches
+        return self.max_abs_diff <= self.atol and not self.token_id_mismatches and not self.answer_mismatches
 
 
 class Bundle:
@@ -445,6 +453,16 @@ class Bundle:
                     f"reproduce goldens.json; manifest.json or {manifest['tokenizer']['file']} was changed: "
                     "restore them or re-export the bundle"
                 )
+            qa_cases = read_goldens(root, manifest).get("qa_cases", [])
+            windows = bundle._qa_window_mismatches(qa_cases, 0)
+            answers = sorted({k for name in programs for k in bundle._qa_answer_mismatches(name, qa_cases, 0)})
+            if windows or answers:
+                what = "windows (token ids, offsets or words)" if windows else "golden answers"
+                k = (windows or answers)[0]
+                raise BundleError(
+                    f"{root}: the {what} of QA golden case {k} ({qa_cases[k]['question']!r}) are not what this bundle "
+                    f"gives with manifest.json's qa settings ({json.dumps(manifest['qa'])}): manifest.json or "
+                    "goldens.json was edited; restore them or re-export the bundle")
         log.info("loaded bundle %s: programs %s", root, ", ".join(programs))
         return bundle
 
@@ -584,20 +602,57 @@ class Bundle:
                         worst = max(worst, float(diffs.max()))
             worst = max(worst, self._qa_golden_diff(prog, pname, qa_cases))
             checks.append(GoldenCheck(pname, len(cases) + len(qa_cases), worst, goldens["tolerances"][pname]["atol"],
-                                      mismatches))
+                                      mismatches, self._qa_answer_mismatches(pname, qa_cases, len(cases))))
         return checks
 
+    def _qa_answer_mismatches(self, pname: str, qa_cases: Sequence[dict[str, Any]], first: int) -> list[int]:
+        """Indices (numbered after the text cases) of QA golden cases whose stored answers for
+        ``pname`` are not what its stored logits decode to with this bundle's QA settings and
+        the golden windows (offsets, words), which is what an app checks."""
+        if not qa_cases or self.tokenizer is None:
+            return []
+        differ = []
+        for k, case in enumerate(qa_cases):
+            entry = case["programs"][pname]
+            windows = [Encoding(input_ids=tuple(w["input_ids"]), token_type_ids=tuple(w["token_type_ids"]),
+                                attention_mask=tuple(w["attention_mask"]),
+                                offsets=tuple(tuple(o) for o in w.get("offsets", [])), tokens=("",) * len(w["input_ids"]),
+                                word_ids=tuple(w.get("word_ids", [])), sequence_ids=tuple(w.get("sequence_ids", [])))
+                       for w in case["windows"]]
+            try:
+                answers = decode_answers(windows, [np.asarray(x, np.float32) for x in entry["start_logits"]],
+                                         [np.asarray(x, np.float32) for x in entry["end_logits"]], case["context"],
+                                         self.qa_settings, self.tokenizer.cls_id, case.get("top_k", 1))
+            except (IndexError, ValueError, TypeError):
+                differ.append(first + k)
+                continue
+            stored = entry["answers"]
+            same = len(answers) == len(stored) and all(
+                isinstance(b, dict) and (a["answer"], a["start"], a["end"]) == (b.get("answer"), b.get("start"), b.get("end"))
+                and isinstance(b.get("score"), (int, float)) and abs(a["score"] - b["score"]) <= 1e-5
+                for a, b in zip(answers, stored))
+            if not same:
+                differ.append(first + k)
+        return differ
+
     def _qa_window_mismatches(self, qa_cases: Sequence[dict[str, Any]], first: int) -> list[int]:
-        """Indices (numbered after the text cases) of QA golden cases whose windows differ."""
+        """Indices (numbered after the text cases) of QA golden cases whose windows differ: token
+        ids, offsets, words or sequence ids (each window's real tokens: golden windows of a
+        fixed-length bundle are padded)."""
         if not qa_cases or self.tokenizer is None:
             return []
         settings = self.qa_settings
         differ = []
         for k, case in enumerate(qa_cases):
             windows = make_windows(self.tokenizer, case["question"], case["context"], settings)
-            # Golden windows of a fixed-length bundle are padded: compare the real tokens.
-            want = [w["input_ids"][: sum(w["attention_mask"])] for w in case["windows"]]
-            if [list(w.input_ids) for w in windows] != want:
+            got = [(list(w.input_ids), [list(o) for o in w.offsets], list(w.word_ids), list(w.sequence_ids))
+                   for w in windows]
+            want = []
+            for w in case["windows"]:
+                n = sum(w["attention_mask"])
+                want.append((w["input_ids"][:n], [list(o) for o in w.get("offsets", [])][:n],
+                             list(w.get("word_ids", []))[:n], list(w.get("sequence_ids", []))[:n]))
+            if got != want:
                 differ.append(first + k)
         return differ
 
@@ -614,6 +669,16 @@ class Bundle:
                     diff = float(np.abs(out[0].numpy().astype(np.float64) - np.asarray(want, np.float64)).max())
                     worst = math.inf if math.isnan(diff) else max(worst, diff)
         return worst
+
+
+_SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
+                 7: "float64", 11: "bool", 15: "bfloat16"}  # c10::ScalarType codes
+
+
+def _dtype_name(scalar_type: Any) -> str:
+    """ExecuTorch's ScalarType (its code, or an enum member) as the manifest's dtype name."""
+    code = getattr(scalar_type, "value", scalar_type)
+    return _SCALAR_TYPES.get(int(code), f"scalar type {int(code)}")
 
 
 def _check_program_matches(program: Program, entry: dict[str, Any], manifest: dict[str, Any], root: Path) -> None:
@@ -634,6 +699,12 @@ def _check_program_matches(program: Program, entry: dict[str, Any], manifest: di
     if len(program.output_shapes) != len(entry["outputs"]):
         raise BundleError(f"{root / entry['file']}: the program has {len(program.output_shapes)} output(s) but "
                           f"manifest.json names {len(entry['outputs'])}: re-export")
+    for j, (out, shape, dtype) in enumerate(zip(entry["outputs"], program.output_shapes, program.output_dtypes)):
+        promised = [program.max_seq_len if d == "seq" else d for d in out["shape"]]
+        if list(shape) != promised or dtype != out["dtype"]:
+            raise BundleError(f"{root / entry['file']}: output {j} ({out['name']}) is {dtype} {list(shape)} at the "
+                              f"longest input but manifest.json says {out['dtype']} {out['shape']} (\"seq\" = "
+                              f"{program.max_seq_len}); the manifest and the program do not belong together: re-export")
     labels = manifest["labels"]
     if manifest["task"] in ("sequence-classification", "token-classification"):
         width = program.output_shapes[0][-1]

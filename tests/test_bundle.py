@@ -241,11 +241,13 @@ def test_classify_unknown_program(loaded):
         loaded.classify(["x"], program="int4")
 
 
-def test_classify_needs_a_classifier(copy_of):
+def test_a_manifest_edited_to_another_task_is_refused(copy_of):
+    """Its outputs are not that task's (an app would read them as that task's): refused on load.
+    (classify on a real bundle of another task: tests/test_qa_bundle.py.)"""
     path = copy_of()
     edit_manifest(path, lambda m: m.update(task="masked-lm", architecture="AlbertForMaskedLM"))
-    with pytest.raises(BundleError, match=r"classify needs a sequence-classification bundle; this bundle's task is 'masked-lm'"):
-        Bundle.load(path).classify(["x"])
+    with pytest.raises(BundleError, match=r"outputs\[0\] \(logits\): shape \[1, 3\]; accepted: \[1, \"seq\", 1500\]"):
+        Bundle.load(path)
 
 
 # ---- broken bundles -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -102,6 +103,12 @@ def test_qa_goldens_replay_from_their_logits(bundle_dir, bundle) -> None:
             assert [(a["answer"], a["start"], a["end"]) for a in answers] == [
                 (a["answer"], a["start"], a["end"]) for a in entry["answers"]], name
     assert all(c.ok for c in bundle.check_goldens())
+
+
+def test_classify_needs_a_classifier(bundle) -> None:
+    with pytest.raises(BundleError, match=r"classify needs a sequence-classification bundle; this bundle's task is "
+                                          r"'question-answering'"):
+        bundle.classify(["x"])
 
 
 def test_edited_qa_settings_are_refused(bundle_dir, tmp_path) -> None:
@@ -247,3 +254,72 @@ def test_textcore_reproduces_every_qa_golden_case(bundle_dir, tmp_path) -> None:
     (edited / "manifest.json").write_text(json.dumps(manifest))
     r = _replay_qa_on_the_jvm(edited)
     assert r.returncode == 1 and "tokenizer: differs" in r.stdout and "re-export the bundle" in r.stdout, r.stdout
+
+
+def _edited(bundle_dir: Path, tmp_path: Path, manifest_change=None, goldens_change=None) -> Path:
+    """A copy of the bundle with the manifest and/or goldens edited by hand (file digests updated,
+    as a careful hand would)."""
+    from albert_edge.bundle_format import file_entry
+
+    copy = tmp_path / "edited"
+    shutil.copytree(bundle_dir, copy)
+    if goldens_change is not None:
+        goldens = json.loads((copy / "goldens.json").read_text())
+        goldens_change(goldens)
+        (copy / "goldens.json").write_text(json.dumps(goldens))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["goldens"].update(file_entry(copy / "goldens.json"))
+    if manifest_change is not None:
+        manifest_change(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def _first_answer(goldens: dict) -> dict:
+    return goldens["qa_cases"][0]["programs"]["fp32"]["answers"][0]
+
+
+# Hand edits that change what an app answers: `verify` must fail on each (exit 2, naming why).
+ANSWER_EDITS = [
+    ("max_answer_len", lambda m: m["qa"].update(max_answer_len=1), None),
+    ("no_answer_threshold", lambda m: m["qa"].update(no_answer_threshold=-100.0), None),
+    ("align_to_words", lambda m: m["qa"].update(align_to_words=not m["qa"]["align_to_words"]), None),
+    ("a golden answer's text", None, lambda g: _first_answer(g).update(answer="something else")),
+    ("a golden answer's start", None, lambda g: _first_answer(g).update(start=_first_answer(g)["start"] + 1)),
+    ("a window's offsets", None,
+     lambda g: g["qa_cases"][0]["windows"][0]["offsets"].__setitem__(-2, [0, 1])),
+]
+
+
+@pytest.mark.parametrize("what, manifest_change, goldens_change", ANSWER_EDITS, ids=[e[0] for e in ANSWER_EDITS])
+def test_verify_fails_on_hand_edits_that_change_answers(bundle_dir, tmp_path, capsys, what, manifest_change,
+                                                        goldens_change) -> None:
+    copy = _edited(bundle_dir, tmp_path, manifest_change, goldens_change)
+    assert main(["verify", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(r"the (golden answers|windows \(token ids, offsets or words\)) of QA golden case \d+", err), err
+    with pytest.raises(BundleError, match="manifest.json or goldens.json was edited"):
+        Bundle.load(copy)  # nor does anything else answer from it (ask, compare)
+
+
+OUTPUT_EDITS = [
+    ("outputs swapped", lambda m: m["programs"][0].update(outputs=m["programs"][0]["outputs"][::-1]),
+     r"outputs: names \['end_logits', 'start_logits'\]"),
+    ("an output renamed", lambda m: m["programs"][1]["outputs"][0].update(name="logits"), r"outputs: names \['logits'"),
+    ("a wrong dtype", lambda m: m["programs"][0]["outputs"][1].update(dtype="float16"),
+     r"outputs\[1\] \(end_logits\): field 'dtype' must be one of \"float32\""),
+    ("a wrong shape", lambda m: m["programs"][0]["outputs"][0].update(shape=[1, "seq", 2]),
+     r"outputs\[0\] \(start_logits\): shape \[1, \"seq\", 2\]; accepted: \[1, \"seq\"\]"),
+    ("a fixed length for seq", lambda m: m["programs"][0]["outputs"][0].update(shape=[1, 7]),
+     r"shape \[1, 7\]"),
+]
+
+
+@pytest.mark.parametrize("what, change, message", OUTPUT_EDITS, ids=[e[0] for e in OUTPUT_EDITS])
+def test_outputs_are_checked_as_the_app_reads_them(bundle_dir, tmp_path, capsys, what, change, message) -> None:
+    copy = _edited(bundle_dir, tmp_path, change)
+    with pytest.raises(BundleError, match=message):
+        read_manifest(copy)
+    assert main(["verify", str(copy)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -79,11 +79,11 @@ def rewrite_goldens(path: Path, change) -> None:
 
 def test_fewer_labels_than_logits_is_refused_at_load_and_by_verify(bundle, capsys):
     edit_manifest(bundle, lambda m: m.update(labels=["negative", "positive"]))
-    with pytest.raises(BundleError, match=r"model_\w+\.pte: the program gives 3 logits per prediction but "
-                                          r"manifest.json labels names 2 \(negative, positive\)"):
+    with pytest.raises(BundleError, match=r"outputs\[0\] \(logits\): 3 logits per prediction but labels names 2 "
+                                          r"\(negative, positive\)"):
         Bundle.load(bundle)
     rc, _, err = run_cli(["verify", str(bundle)], capsys)
-    assert rc == 2 and "gives 3 logits per prediction" in err
+    assert rc == 2 and "3 logits per prediction" in err
     rc, out, err = run_cli(["run", str(bundle), "good"], capsys)
     assert rc == 2 and out == ""
 

@@ -9,6 +9,20 @@ from pathlib import Path
 from typing import Any
 
 
+THREADS_PER_CPU = 8  # the most threads accepted per CPU this process may run on
+
+
+def max_threads() -> int:
+    """The largest thread count accepted (``--threads``, ``num_threads``): THREADS_PER_CPU x the
+    CPUs this process may run on. More threads than CPUs only contend; thousands exhaust the
+    process's thread and stack limits, and XNNPACK's pool then crashes the process."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return THREADS_PER_CPU * max(cpus, 1)
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -497,20 +497,15 @@ def export_bundle(
     limit = net.config.max_position_embeddings
     if max_seq_len is None:
         max_seq_len = min(QA_MAX_SEQ_LEN if task == QA_TASK else DEFAULT_MAX_SEQ_LEN, limit)  # dynamic: short is cheap
-    if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or not 1 <= max_seq_len <= limit:
+    if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or not 2 <= max_seq_len <= limit:
         raise BundleError(
-            f"--max-seq-len {max_seq_len!r} is outside [1, {limit}] (the model's max_position_embeddings)"
+            f"--max-seq-len {max_seq_len!r} is outside [2, {limit}]: at least [CLS] and [SEP], at most the model's "
+            "max_position_embeddings"
         )
-    if dynamic and max_seq_len < 2:
-        raise BundleError(f"--max-seq-len {max_seq_len} with a dynamic length: a dynamic program takes a range "
-                          "of lengths, so it needs --max-seq-len >= 2; for one length use --fixed-length")
-    if tok is not None and max_seq_len < 2:
-        raise BundleError(f"--max-seq-len {max_seq_len}: a bundle with a tokenizer needs at least 2 tokens, "
-                          "room for [CLS] and [SEP]")
     qa = None
     if task == QA_TASK:
         try:
-            qa = QASettings.for_length(max_seq_len, **(qa_options or {}))
+            qa = QASettings.for_length(max_seq_len, **(qa_options or {})).check_question_fits("QA option")
         except QAError as e:
             raise BundleError(str(e)) from None
         except TypeError as e:

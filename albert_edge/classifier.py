@@ -51,13 +51,23 @@ class TextClassifier:
             ids = torch.tensor([e.input_ids for e in encs])
             mask = torch.tensor([e.attention_mask for e in encs])
             types = torch.tensor([e.token_type_ids for e in encs])
-            out.append(torch.softmax(self.model(ids, mask, types).double(), dim=-1))
+            logits = self.model(ids, mask, types)
+            bad = (~torch.isfinite(logits)).any(-1).nonzero().flatten().tolist()
+            if bad:
+                raise CheckpointError(
+                    f"the model's logits for texts[{i + bad[0]}] are not finite ({logits[bad[0]].tolist()}): its "
+                    "weights overflow float32 on this input, so no label or probability can be given; check the "
+                    "checkpoint (a model trained or edited to these weights cannot classify)")
+            out.append(torch.softmax(logits.double(), dim=-1))
         return torch.cat(out) if out else torch.zeros((0, len(self.labels)), dtype=torch.float64)
 
     def classify(self, texts: str | Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
         """``[{"text", "label", "probs": {label: probability}}]``, one per text."""
         if isinstance(texts, str):
             texts = [texts]
+        if isinstance(texts, (bytes, bytearray)):
+            raise TypeError(f"texts is {type(texts).__name__}; accepted: a str or a list of str "
+                            "(decode bytes first, e.g. data.decode('utf-8'))")
         if not isinstance(texts, (list, tuple)):
             raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
         for i, t in enumerate(texts):

@@ -113,7 +113,7 @@ def cmd_classify(a: argparse.Namespace) -> None:
     texts = read_texts(a.text)
     for r in clf.classify(texts):
         if a.json:
-            print(json.dumps(r, ensure_ascii=False))
+            print(json.dumps(r, ensure_ascii=False, allow_nan=False))
         else:
             probs = "  ".join(f"{k} {v:.3f}" for k, v in r["probs"].items())
             print(f"{r['label']:<10} {probs}  {r['text']}")

@@ -39,7 +39,7 @@ import numpy as np
 
 from albert_edge import __version__, metrics
 from albert_edge._io import LOCK_FILE, folder_lock
-from albert_edge._machine import machine_info
+from albert_edge._machine import THREADS_PER_CPU, machine_info, max_threads
 from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
 from albert_edge.bundle_format import (
     MANIFEST_FILE,
@@ -104,6 +104,9 @@ class LatencySettings:
                 raise HarnessError(f"{name}={value!r}; accepted: an integer >= {low}")
         if not self.threads or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in self.threads):
             raise HarnessError(f"threads={self.threads!r}; accepted: one or more positive integers, e.g. 1,2")
+        if max(self.threads) > max_threads():
+            raise HarnessError(f"threads={max(self.threads)}: accepted: 1 to {max_threads()} ({THREADS_PER_CPU} per CPU "
+                               "this process may use); more threads than CPUs only contend")
         if len(set(self.threads)) != len(self.threads):
             raise HarnessError(f"threads={self.threads!r} names a thread count twice")
 

@@ -81,6 +81,7 @@ class QASettings:
                 raise QAError(f"QA setting {name}={value!r}; accepted: an int >= {low}")
         if self.max_seq_len < 8:
             raise QAError(f"QA setting max_seq_len={self.max_seq_len}; accepted: an int >= 8")
+
         if self.doc_stride >= self.max_seq_len:
             raise QAError(
                 f"QA setting doc_stride={self.doc_stride} must be smaller than max_seq_len={self.max_seq_len}"
@@ -90,6 +91,18 @@ class QASettings:
             raise QAError(f"QA setting no_answer_threshold={t!r}; accepted: null or a finite number")
         if not isinstance(self.align_to_words, bool):
             raise QAError(f"QA setting align_to_words={self.align_to_words!r}; accepted: true or false")
+
+    def check_question_fits(self, where: str = "QA setting") -> QASettings:
+        """Refuse a ``max_question_len`` that leaves no context token in a window (``[CLS]`` question
+        ``[SEP]`` context ``[SEP]``). Checked where a value is set on purpose (a bundle's manifest,
+        ``--max-question-len``, export); the dataclass default (64, the pipeline's) stays usable
+        with short windows, where questions are short. Returns self."""
+        if self.max_question_len > self.max_seq_len - 4:
+            raise QAError(
+                f"{where} max_question_len={self.max_question_len} leaves no context in a window of "
+                f"max_seq_len={self.max_seq_len} ([CLS] question [SEP] context [SEP]); accepted: at most "
+                f"{self.max_seq_len - 4}")
+        return self
 
     @classmethod
     def for_length(cls, max_seq_len: int, **overrides: Any) -> QASettings:
@@ -118,7 +131,7 @@ class QASettings:
         if missing:
             raise QAError(f"{where} lacks field(s) {', '.join(missing)}")
         try:
-            return cls(**data)
+            return cls(**data).check_question_fits()
         except QAError as e:
             raise QAError(f"{where}: {e}") from None
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from albert_edge._machine import THREADS_PER_CPU, max_threads
 from albert_edge._quiet import native_stderr, quiet_libraries
 from albert_edge.backend_options import set_weight_cache
 from albert_edge.bundle_format import (
@@ -77,6 +78,10 @@ def set_num_threads(n: int) -> None:
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise RuntimeInputError(f"num_threads must be a positive integer, got {n!r}")
+    if n > max_threads():
+        raise RuntimeInputError(
+            f"num_threads={n}: accepted: 1 to {max_threads()} ({THREADS_PER_CPU} per CPU this process may use); "
+            "more threads than CPUs only contend, and thousands exhaust the process's thread limit")
     if n == get_num_threads():
         log.info("ExecuTorch threadpool: %d thread(s)", n)
         return
@@ -527,6 +532,14 @@ class Bundle:
             )
         if isinstance(texts, str):
             texts = [texts]
+        if isinstance(texts, (bytes, bytearray)):
+            raise TypeError(f"texts is {type(texts).__name__}; accepted: a str or a list of str "
+                            "(decode bytes first, e.g. data.decode('utf-8'))")
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}; accepted: str")
         prog = self.program(program)
         results = []
         for text in texts:

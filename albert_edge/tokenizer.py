@@ -554,9 +554,10 @@ class AlbertTokenizer:
         self._check_options(max_length, "only_second", "do_not_pad")
         if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
             raise TokenizerError(f"stride={stride!r}; accepted: an int >= 0")
-        a = self._encode_text(text, "text")
-        if max_text_tokens is not None:
-            a = a[:max_text_tokens]
+        cut = max_text_tokens
+        if cut is not None and (isinstance(cut, bool) or not isinstance(cut, int) or cut < 1):
+            raise TokenizerError(f"max_text_tokens={cut!r}; accepted: an int >= 1 (tokens of text kept), or None")
+        a = self._encode_text(text, "text")[:cut]
         b = self._encode_text(text_pair, "text_pair")
         size = max_length - len(a) - 3
         if size <= 0:

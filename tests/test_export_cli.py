@@ -151,7 +151,7 @@ def test_export_of_a_checkpoint_dir_uses_its_head_labels_and_tokenizer(spiece_mo
     "argv,message",
     [
         (["export", "tiny", "--max-seq-len", "65", "--out", "{tmp}/b"],
-         "--max-seq-len 65 is outside [1, 64] (the model's max_position_embeddings)"),
+         "--max-seq-len 65 is outside [2, 64]: at least [CLS] and [SEP], at most the model's max_position_embeddings"),
         (["export", "tiny", "--recipe", "int8", "--recipe", "int8", "--out", "{tmp}/b"], "each recipe may be given once"),
         (["export", "tiny", "--out", "{tmp}"], "exists and is not an albert-edge bundle"),
         (["export", "tiny", "--tokenizer", "{tmp}/none.model", "--out", "{tmp}/b"], "none.model does not exist"),

@@ -284,6 +284,8 @@ ANSWER_EDITS = [
     ("max_answer_len", lambda m: m["qa"].update(max_answer_len=1), None),
     ("no_answer_threshold", lambda m: m["qa"].update(no_answer_threshold=-100.0), None),
     ("align_to_words", lambda m: m["qa"].update(align_to_words=not m["qa"]["align_to_words"]), None),
+    ("doc_stride", lambda m: m["qa"].update(doc_stride=0), None),
+    ("max_question_len", lambda m: m["qa"].update(max_question_len=2), None),
     ("a golden answer's text", None, lambda g: _first_answer(g).update(answer="something else")),
     ("a golden answer's start", None, lambda g: _first_answer(g).update(start=_first_answer(g)["start"] + 1)),
     ("a window's offsets", None,

@@ -269,12 +269,14 @@ def test_info_checks_the_sequence_length_and_describes_bundles(bundle, capsys):
 
 
 def test_export_length_one(lowered, tmp_path, capsys):
-    rc, _, err = run_cli(["export", "tiny", "--recipe", "fp32", "--max-seq-len", "1", "--out", str(tmp_path / "a")], capsys)
-    assert rc == 2 and "a dynamic program takes a range of lengths, so it needs --max-seq-len >= 2" in err
-    rc, _, err = run_cli(["export", str(lowered.checkpoint), "--recipe", "fp32", "--max-seq-len", "1",
-                          "--fixed-length", "--out", str(tmp_path / "b")], capsys)
-    assert rc == 2 and "a bundle with a tokenizer needs at least 2 tokens, room for [CLS] and [SEP]" in err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    """Refused before any lowering, with or without a tokenizer, dynamic or fixed (round two: a
+    fixed length of 1 without a tokenizer lowered first and then blamed the input)."""
+    for model, fixed in (("tiny", []), ("tiny", ["--fixed-length"]), (str(lowered.checkpoint), ["--fixed-length"])):
+        out = tmp_path / f"b{len(fixed)}{len(model)}"
+        rc, _, err = run_cli(["export", model, "--recipe", "fp32", "--max-seq-len", "1", *fixed, "--out", str(out)],
+                             capsys)
+        assert rc == 2 and "--max-seq-len 1 is outside [2, 64]: at least [CLS] and [SEP]" in err
+        assert "lowering" not in err and not out.exists()
 
 
 def test_a_tokenizer_larger_than_the_model(spiece_model_path):

@@ -1,0 +1,89 @@
+"""Reliability, round two (the second probe's findings): each wrong answer becomes a refusal or
+the right answer, each traceback one line naming the file, field or value and what is accepted.
+(The gate, compare's folder, verify and QA bundles have their tests beside their modules:
+test_report.py, test_harness.py, test_qa_bundle.py.)"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from albert_edge._machine import max_threads
+from albert_edge.bundle import write_bundle
+from albert_edge.checkpoint import load_pretrained, save_pretrained
+from albert_edge.classifier import TextClassifier
+from albert_edge.cli import main
+from albert_edge.errors import CheckpointError, RuntimeInputError
+from albert_edge.qa import QAError, QASettings
+from albert_edge.runtime import Bundle
+from albert_edge.tokenizer import AlbertTokenizer, TokenizerError
+from export_models import lowered_text_classifier
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    rc = main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def lowered(spiece_model_path):
+    return lowered_text_classifier(spiece_model_path)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(lowered, tmp_path_factory) -> Path:
+    return write_bundle(tmp_path_factory.mktemp("rel2") / "b", lowered.model, list(lowered.programs.values()),
+                        lowered.tokenizer)
+
+
+def test_overflowing_logits_are_refused_not_printed_as_nan(lowered, tmp_path, capsys):
+    model = load_pretrained(lowered.checkpoint)
+    with torch.no_grad():
+        model.classifier.weight.fill_(3e38)  # every logit overflows float32
+    save_pretrained(model, tmp_path / "huge", tokenizer_file=Path(lowered.checkpoint) / "spiece.model")
+    with pytest.raises(CheckpointError, match=r"logits for texts\[0\] are not finite"):
+        TextClassifier.from_pretrained(tmp_path / "huge").classify(["good"])
+    rc, out, err = run_cli(["classify", "--model", str(tmp_path / "huge"), "--json", "good"], capsys)
+    assert rc == 2 and out == "" and "not finite" in err and len(err.strip().splitlines()) == 1
+
+
+def test_classify_takes_text_not_bytes(bundle_dir, lowered):
+    bundle = Bundle.load(bundle_dir)
+    clf = TextClassifier.from_pretrained(lowered.checkpoint)
+    for classify in (bundle.classify, clf.classify):
+        with pytest.raises(TypeError, match=r"texts is bytes; accepted: a str or a list of str \(decode bytes first"):
+            classify(b"great stuff")
+        with pytest.raises(TypeError, match=r"texts\[1\] is int; accepted: str"):
+            classify(["fine", 3])
+
+
+@pytest.mark.parametrize("cut", [-3, 0, 1.5, True])
+def test_encode_windows_refuses_a_question_cut_that_is_not_a_positive_count(spiece_model_path, cut):
+    tok = AlbertTokenizer.from_file(spiece_model_path)
+    with pytest.raises(TokenizerError, match=rf"max_text_tokens={cut!r}; accepted: an int >= 1"):
+        tok.encode_windows("what is it?", "it is a test of the system", max_length=32, stride=4,
+                           max_text_tokens=cut)
+    assert len(tok.encode_windows("what is it?", "it is a test", max_length=32, max_text_tokens=2)[0].input_ids) > 5
+
+
+def test_thread_counts_are_bounded_before_anything_runs(bundle_dir, capsys):
+    too_many = max_threads() + 1
+    rc, out, err = run_cli(["run", str(bundle_dir), "--threads", str(too_many), "good"], capsys)
+    assert rc == 2 and out == ""
+    assert f"num_threads={too_many}: accepted: 1 to {max_threads()}" in err and len(err.strip().splitlines()) == 1
+    from albert_edge.errors import HarnessError
+    from albert_edge.harness import LatencySettings
+
+    with pytest.raises(HarnessError, match=rf"threads={too_many}: accepted: 1 to {max_threads()}"):
+        LatencySettings(threads=(1, too_many))
+
+
+def test_qa_settings_that_cannot_work_are_refused():
+    with pytest.raises(QAError, match=r"qa: QA setting max_question_len=29 leaves no context in a window of "
+                                      r"max_seq_len=32 .*accepted: at most 28"):
+        QASettings.from_dict({**QASettings(max_seq_len=32, doc_stride=8).to_dict(), "max_question_len": 29})
+    QASettings(max_seq_len=32, doc_stride=8, max_question_len=28).check_question_fits()  # one context token

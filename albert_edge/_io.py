@@ -129,13 +129,20 @@ def _sibling_prefix(out: Path) -> str:
     return f".{out.name}.{os.getpid()}."
 
 
-def remove_stale_temps(out: Path) -> list[Path]:
-    """Remove the temporary folders a killed run left beside ``out`` (their process is gone, or
-    they predate the pid in the name); returns them."""
+def is_temp_of(out: Path, p: Path) -> bool:
+    """Whether ``p`` is named as a temporary folder of ``out`` (``.<name>.<pid>.<random>.tmp``/``.old``)."""
+    return p.name.startswith(f".{Path(out).name}.") and p.name.endswith((".tmp", ".old"))
+
+
+def remove_stale_temps(out: Path, where: Path | None = None) -> list[Path]:
+    """Remove the temporary folders a killed run left beside ``out`` (or in ``where``: inside
+    an ``out`` that cannot be renamed) whose process is gone, or that predate the pid in the
+    name; returns them."""
     removed = []
-    if not out.parent.is_dir():
+    where = Path(where) if where is not None else out.parent
+    if not where.is_dir():
         return removed
-    for p in out.parent.iterdir():
+    for p in where.iterdir():
         if not (p.name.startswith(f".{out.name}.") and p.name.endswith((".tmp", ".old")) and p.is_dir()):
             continue
         owner = p.name[len(out.name) + 2:].split(".")[0]
@@ -167,6 +174,49 @@ def _umask() -> int:
     return mask
 
 
+def swappable(out: Path) -> bool:
+    """Whether an existing folder ``out`` can be renamed away and replaced whole: not a mount
+    point, and its parent writable. (A new ``out`` is always made by a rename.)"""
+    out = Path(out)
+    return not out.exists() or (not os.path.ismount(out) and os.access(out.parent, os.W_OK | os.X_OK))
+
+
+def assembly_dir(out: Path) -> Path:
+    """Where ``replaced_dir`` builds the new contents of ``out``: beside it, or inside it when
+    ``out`` cannot be renamed (``swappable``)."""
+    out = Path(out)
+    return out.parent if swappable(out) else out
+
+
+def check_writable(folder: Path, option: str, error: type[Exception]) -> Path:
+    """Refuse up front, with one line, a folder this process cannot write into (or create):
+    before minutes of work, not after. Returns the folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise error(f"{option} {folder}: exists and is not a folder; name a folder")
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".albert-edge.probe.", dir=existing))
+    except OSError as err:
+        raise error(f"{option} {folder}: cannot write into {existing} ({err.strerror}); choose another {option}") from None
+    return folder
+
+
+def _replace_contents(new: Path, out: Path) -> None:
+    """Move every entry of ``new`` (a folder inside ``out``) into ``out`` (each by a rename), then
+    remove what else ``out`` held: the folder itself stays, its contents are replaced."""
+    names = {p.name for p in new.iterdir()}
+    for p in list(new.iterdir()):
+        target = out / p.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(p, target)
+    for p in list(out.iterdir()):
+        if p.name not in names and p != new:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    new.rmdir()
+
+
 @contextmanager
 def replaced_dir(out: Path) -> Iterator[Path]:
     """Build the new contents of folder ``out`` in the yielded temporary folder beside it.
@@ -174,13 +224,17 @@ def replaced_dir(out: Path) -> Iterator[Path]:
     When the block ends normally, every file in it is synced to disk and the folder is swapped
     into place (an existing ``out`` is replaced as a whole); when it raises, the temporary folder
     is removed and ``out`` stays as it was. Temporary folders that a killed run left beside
-    ``out`` are removed first (``remove_stale_temps``).
+    ``out`` are removed first (``remove_stale_temps``). Where ``out`` cannot be renamed (a mount
+    point, or a folder whose parent is read-only: ``swappable``), the new contents are built in a
+    temporary folder inside it and then renamed into it file by file: each file is replaced
+    atomically, the set of them is not.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temps(out):
+    whole = swappable(out)
+    for stale in remove_stale_temps(out, assembly_dir(out)):
         log.info("removed %s, left by a run that was killed", stale)
-    tmp = Path(tempfile.mkdtemp(prefix=_sibling_prefix(out), suffix=".tmp", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_sibling_prefix(out), suffix=".tmp", dir=assembly_dir(out)))
     try:
         yield tmp
         for path in tmp.rglob("*"):
@@ -188,7 +242,10 @@ def replaced_dir(out: Path) -> Iterator[Path]:
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
-        swap_dir_into_place(tmp, out)
+        if whole:
+            swap_dir_into_place(tmp, out)
+        else:
+            _replace_contents(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

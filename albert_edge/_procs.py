@@ -18,7 +18,7 @@ PR_SET_PDEATHSIG = 1
 
 def die_with_parent(parent_pid: int) -> None:
     """Call first thing in a worker: SIGKILL this process when its parent (``parent_pid``) dies,
-    and exit at once if it already has."""
+    exit at once if it already has, and end quietly on Ctrl-C."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -27,6 +27,9 @@ def die_with_parent(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         os._exit(1)
+    # Ctrl-C reaches the whole process group: a worker ends at once and quietly (exit 130), and
+    # its parent reports the interruption in one line, instead of every worker printing a traceback.
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def alive(pid: int) -> bool:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from albert_edge import __version__
-from albert_edge._io import atomic_write_json, replaced_dir
+from albert_edge._io import assembly_dir, atomic_write_json, is_temp_of, replaced_dir
 from albert_edge._procs import init_pool_worker
 from albert_edge.bundle_format import (
     FORMAT,
@@ -291,15 +291,16 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
                 f"{FORMAT!r}); a bundle replaces its folder, so choose a new or empty folder"
             )
         if is_bundle(out):
-            foreign = sorted(p.name for p in out.iterdir() if p.name not in _bundle_files(out))
+            foreign = sorted(p.name for p in out.iterdir() if p.name not in _bundle_files(out) and not is_temp_of(out, p))
             if foreign:
                 raise BundleError(
                     f"{out}: holds files that are not part of its bundle ({', '.join(foreign[:5])}"
                     f"{', ...' if len(foreign) > 5 else ''}); re-exporting replaces the whole folder and would "
                     "delete them: move them out or choose another --out"
                 )
-    existing = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
-    try:  # the bundle is assembled beside its target: try that now, not after minutes of lowering
+    place = assembly_dir(out) if out.exists() else out.parent
+    existing = next((p for p in (place, *place.parents) if p.exists()), Path("."))
+    try:  # the bundle is assembled beside its target (or in it): try that now, not after minutes of lowering
         os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe.", dir=existing))
     except OSError as err:
         raise BundleError(f"{out}: cannot write into {existing} ({err.strerror}); choose another --out") from None

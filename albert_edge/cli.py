@@ -309,6 +309,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlbertEdgeError as err:
         print(f"albert-edge: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Files are written atomically and worker processes end with this one: nothing to undo.
+        print(f"albert-edge: {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as err:  # the machine's, not the input's: a full disk, a folder that vanished, EACCES
+        if args.verbose:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"albert-edge: error: {where}{err.strerror or err} (the system refused; -v for the traceback)",
+              file=sys.stderr)
+        return 2
     return rc or 0
 
 

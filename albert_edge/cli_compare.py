@@ -52,6 +52,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Redraw report.md and the plots from a report.json and print the verdict and tables; with
     --baseline, exit 1 naming every metric that regressed beyond the thresholds."""
+    from albert_edge._io import check_writable
+    from albert_edge.errors import HarnessError
     from albert_edge.report import print_report, write_report
     from albert_edge.report_schema import read_report
     from albert_edge.verdict import Thresholds, regressions
@@ -60,6 +62,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     old = read_report(args.baseline) if args.baseline is not None else None
     out = Path(args.report)
     out = out if out.is_dir() else out.parent
+    check_writable(out, "the report's folder", HarnessError)  # report.md and the plots are redrawn there
     write_report(report, out)
     print_report(report)
     print(f"report: {out / 'report.md'}")

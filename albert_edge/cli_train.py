@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from albert_edge._io import check_writable
 from albert_edge.cli_args import read_texts
 from albert_edge.errors import TrainingError
 from albert_edge.training_args import OPTIMIZERS, TrainingArgs
@@ -51,6 +52,8 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
     from albert_edge.pretraining_data import MaskingConfig
     from albert_edge.workflows import pretrain, read_text_documents
 
+    check_writable(Path(a.out), "--out", TrainingError)  # before reading and tokenizing the corpus
+
     if a.text:
         docs = read_text_documents(a.text)
         eval_docs = read_text_documents(a.eval_text) if a.eval_text else None
@@ -72,6 +75,8 @@ def cmd_pretrain(a: argparse.Namespace) -> None:
 
 def cmd_finetune(a: argparse.Namespace) -> None:
     from albert_edge.workflows import finetune
+
+    check_writable(Path(a.out), "--out", TrainingError)  # before a teacher or the data is prepared
 
     labels = a.labels.split(",") if a.labels else None
     result = finetune(a.model, a.out, a.data, _training_args(a), valid_file=a.valid, labels=labels,

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from albert_edge import __version__, metrics
-from albert_edge._io import LOCK_FILE, folder_lock
+from albert_edge._io import LOCK_FILE, check_writable, folder_lock
 from albert_edge._machine import THREADS_PER_CPU, machine_info, max_threads
 from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
 from albert_edge.bundle_format import (
@@ -624,6 +624,7 @@ def compare(
     created = not out.exists()
     if not created:
         _check_out_is_a_comparison(out)
+    check_writable(out, "--out", HarnessError)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
         return _compare_in(out, created, target, head, data, latency, recipes, max_seq_len, tokenizer, jobs,

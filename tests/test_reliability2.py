@@ -87,3 +87,81 @@ def test_qa_settings_that_cannot_work_are_refused():
                                       r"max_seq_len=32 .*accepted: at most 28"):
         QASettings.from_dict({**QASettings(max_seq_len=32, doc_stride=8).to_dict(), "max_question_len": 29})
     QASettings(max_seq_len=32, doc_stride=8, max_question_len=28).check_question_fits()  # one context token
+
+
+def test_ctrl_c_ends_in_one_line_with_no_worker_tracebacks(tmp_path):
+    """Ctrl-C reaches the whole process group (the command and its lowering workers)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "albert_edge", "export", "tiny", "--recipe", "fp32", "--recipe",
+                             "int8", "--jobs", "2", "--out", str(tmp_path / "b")],
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(8)  # imports done, workers lowering
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == "albert-edge: export: interrupted"
+    assert not (tmp_path / "b").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".b.")]
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import json
+
+    from albert_edge import report as report_module
+    from report_fixtures import tiny_report
+
+    (tmp_path / "report.json").write_text(json.dumps(tiny_report()))
+
+    def full(_report, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(report_module, "plot_tradeoff", full)
+    rc, _, err = run_cli(["report", str(tmp_path)], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "tradeoff.png: No space left on device" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # nothing half-written
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, spiece_model_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = blocker / "run"
+    rc, _, err = run_cli(["compare", "tiny", "--out", str(out), "--data", "nowhere.csv"], capsys)
+    assert rc == 2 and f"--out {out}: cannot write into {blocker}" in err
+    for command in (["finetune", "tiny", "--data", "nowhere.csv"], ["pretrain", "--text", "nowhere.txt"]):
+        rc, _, err = run_cli([*command, "--out", str(out)], capsys)
+        assert rc == 2 and f"--out {out}: cannot write into {blocker}" in err, err
+
+
+def test_a_bundle_folder_that_cannot_be_renamed_is_replaced_file_by_file(lowered, tmp_path, monkeypatch):
+    """A mount point (or a folder in a read-only parent) cannot be swapped whole: the bundle is
+    built inside it and its files are renamed into place, instead of an EBUSY after the lowering."""
+    import os
+
+    from albert_edge import _io
+
+    out = tmp_path / "mounted"
+    write_bundle(out, lowered.model, [lowered.programs["fp32"]], lowered.tokenizer, golden_texts=["hi"])
+    inode = out.stat().st_ino
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(_io.os.path, "ismount", lambda p: Path(p) == out or real_ismount(p))
+    real_rename = os.rename
+
+    def no_renaming_the_mount(src, dst, *a, **k):
+        if Path(src) == out:
+            raise OSError(16, "Device or resource busy", str(src))
+        return real_rename(src, dst, *a, **k)
+
+    monkeypatch.setattr(_io.os, "rename", no_renaming_the_mount)
+    write_bundle(out, lowered.model, [lowered.programs["fp32"], lowered.programs["int8"]], lowered.tokenizer,
+                 golden_texts=["hi", "there"])
+    assert out.stat().st_ino == inode
+    assert {p.name for p in out.iterdir()} == {"manifest.json", "model_fp32.pte", "model_int8.pte", "spiece.model",
+                                               "goldens.json"}
+    assert [c.ok for c in Bundle.load(out).check_goldens()] == [True, True]

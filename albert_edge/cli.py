@@ -140,6 +140,13 @@ def cmd_ask(args: argparse.Namespace) -> None:
     from albert_edge.bundle_format import MANIFEST_FILE
     from albert_edge.runtime import Bundle
 
+    from albert_edge.cli_args import not_utf8
+    from albert_edge.errors import DataError
+
+    for option, value in (("--question", args.question), ("--context", args.context)):
+        where = not_utf8(value)
+        if where:
+            raise DataError(f"{option} is not UTF-8 ({where}); pass UTF-8 text")
     context = _read_context(args.context)
     if (Path(args.model) / MANIFEST_FILE).is_file():
         bundle = Bundle.load(args.model, num_threads=args.threads, weight_cache=args.weight_cache)

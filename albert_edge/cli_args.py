@@ -17,7 +17,7 @@ def add_weight_cache_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup) 
                         "off only for comparisons: same outputs, more memory)")
 
 
-def _not_utf8(text: str) -> str | None:
+def not_utf8(text: str) -> str | None:
     """Where ``text`` (decoded with surrogateescape, as Python decodes argv) is not UTF-8."""
     for i, ch in enumerate(text):
         if 0xDC80 <= ord(ch) <= 0xDCFF:
@@ -34,7 +34,7 @@ def read_texts(args: Sequence[str]) -> list[str]:
     kept, so that output line N answers input line N). DataError for text that is not UTF-8."""
     if args:
         for i, text in enumerate(args, 1):
-            where = _not_utf8(text)
+            where = not_utf8(text)
             if where:
                 raise DataError(f"text argument {i} is not UTF-8 ({where}); pass UTF-8 text")
         return list(args)

@@ -190,7 +190,8 @@ def _top_spans(p_start: np.ndarray, p_end: np.ndarray, k: int, max_answer_len: i
         idx = np.argpartition(-flat, k)[:k]
         order = idx[np.argsort(-flat[idx])]
     starts, ends = np.unravel_index(order, candidates.shape)
-    ok = keep[starts] & keep[ends]
+    # (when k reaches past the valid spans, the zeroed cells outside the band come along: drop them)
+    ok = keep[starts] & keep[ends] & (starts <= ends) & (ends - starts < max_answer_len)
     starts, ends = starts[ok], ends[ok]
     return starts, ends, candidates[starts, ends]
 
@@ -245,7 +246,12 @@ def decode_answers(
         null = min(null, float(p_start[0] * p_end[0]))
         p_start[0] = p_end[0] = 0.0
         words = _context_words(enc)
-        for s, e, score in zip(*_top_spans(p_start, p_end, pre_k, settings.max_answer_len, keep)):
+        # A span is context tokens only: [CLS] stands for "no answer" (the null score above, asked
+        # for with no_answer_threshold), never for the start or end of a text. (The pipeline can
+        # list [CLS]-based spans of probability 0 when top_k exceeds the real spans: "(no answer)"
+        # and part-word texts under whole-word alignment.)
+        span_keep = keep & (ids != cls_id)
+        for s, e, score in zip(*_top_spans(p_start, p_end, pre_k, settings.max_answer_len, span_keep)):
             a, b = _char_span(enc, words, int(s), int(e), settings.align_to_words)
             text = context[a:b]
             seen = by_text.get(text.lower())

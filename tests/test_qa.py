@@ -201,3 +201,20 @@ def test_as_many_candidates_as_spans(tok: AlbertTokenizer) -> None:
     start, end = rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
     answers = decode_answers([window], [start], [end], "a b", settings, tok.cls_id, top_k=top_k)
     assert answers and answers == sorted(answers, key=lambda a: -a["score"])
+
+
+def test_top_k_beyond_the_real_spans_adds_no_cls_spans(tok):
+    """A short window and top_k above its number of spans: every answer is a span of context
+    words, never "" or a part word built from [CLS] (probability-0 spans the pipeline lists)."""
+    context = "alpha beta gamma"
+    settings = QASettings(max_seq_len=32, doc_stride=8)
+    (window,) = make_windows(tok, "what?", context, settings)
+    ctx = [i for i, q in enumerate(window.sequence_ids) if q == 1]
+    start = np.full(len(window), -5.0, np.float32)
+    end = np.full(len(window), -5.0, np.float32)
+    start[ctx[0]], end[ctx[-1]] = 3.0, 3.0  # the whole context is the best answer
+    answers = decode_answers([window], [start], [end], context, settings, tok.cls_id, top_k=100)
+    words = context.split()
+    allowed = {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+    assert answers[0]["answer"] == context
+    assert [a for a in answers if a["answer"] not in allowed] == []

@@ -325,3 +325,28 @@ def test_outputs_are_checked_as_the_app_reads_them(bundle_dir, tmp_path, capsys,
         read_manifest(copy)
     assert main(["verify", str(copy)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_top_k_lists_only_whole_word_spans_and_no_null_answer_without_a_threshold(bundle, bundle_dir, capsys) -> None:
+    """More answers asked for than a short passage has spans: the list ends with the real spans,
+    instead of "(no answer)" and part words made of [CLS]-based spans of probability 0."""
+    context = "Alpha beta gamma delta."
+    settings = bundle.qa_settings
+    assert settings.no_answer_threshold is None and settings.align_to_words
+    answers = bundle.answer("What is beta?", context, top_k=60)
+    assert answers and all(a["answer"] for a in answers)
+    for a in answers:
+        assert a["start"] == 0 or context[a["start"] - 1] == " ", a
+        assert a["end"] == len(context) or context[a["end"]] in " .", a
+    assert main(["ask", str(bundle_dir), "--question", "What is beta?", "--context", context, "--top-k", "60"]) == 0
+    assert "(no answer)" not in capsys.readouterr().out
+
+
+def test_ask_names_text_that_is_not_utf8(bundle_dir, capsys) -> None:
+    bad = b"caf\xe9 au lait".decode("utf-8", "surrogateescape")  # as Python decodes such argv
+    for option, value in (("--context", bad), ("--question", bad)):
+        args = {"--question": "What?", "--context": "Some passage.", option: value}
+        assert main(["ask", str(bundle_dir), *[x for kv in args.items() for x in kv]]) == 2
+        err = capsys.readouterr().err
+        assert f"{option} is not UTF-8 (byte 0xe9 at character 3); pass UTF-8 text" in err, err
+        assert "surrogate" not in err

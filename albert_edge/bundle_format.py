@@ -339,6 +339,10 @@ def read_manifest(bundle_dir: str | os.PathLike) -> dict[str, Any]:
     present. Raises BundleError naming the field, its value and what is accepted."""
     root = Path(bundle_dir)
     path = root / MANIFEST_FILE
+    if root.is_file():
+        hint = (f"give the folder that holds it, {root.parent}" if root.name == MANIFEST_FILE
+                else "give the folder `albert-edge export` writes")
+        raise BundleError(f"{root}: is a file, not a bundle folder; {hint}")
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle folder")
     if not path.is_file():
@@ -461,9 +465,16 @@ def _check_case(case: Any, i: int, names: Sequence[str], where: str) -> None:
             o = f"{at}.programs.{pname}.{oname}"
             if not isinstance(out, dict) or not isinstance(out.get("shape"), list):
                 raise BundleError(f"{o}: must be an object with shape, stride and values")
-            _int(out, "stride", o, 1)
+            stride = _int(out, "stride", o, 1)
             if not _numbers(out.get("values")):
                 raise BundleError(f"{o}: values must be an array of finite numbers")
+            shape = out["shape"]
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+                raise BundleError(f"{o}: shape must be an array of integers >= 0, got {shape!r}")
+            want = -(-math.prod(shape) // stride)  # every stride-th value of the output
+            if len(out["values"]) != want:
+                raise BundleError(f"{o}: {len(out['values'])} values for shape {shape} and stride {stride} "
+                                  f"(expected {want}): goldens.json was edited or cut; re-export the bundle")
 
 
 def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -530,3 +541,8 @@ def _check_qa_case(case: Any, i: int, names: Sequence[str], where: str) -> None:
             rows = entry.get(key)
             if not isinstance(rows, list) or len(rows) != len(windows) or not all(_numbers(r) for r in rows):
                 raise BundleError(f"{at}.programs.{pname}.{key}: one array of finite numbers per window")
+            for j, (row, w) in enumerate(zip(rows, windows)):
+                if len(row) != len(w["input_ids"]):
+                    raise BundleError(f"{at}.programs.{pname}.{key}[{j}]: {len(row)} logits for a window of "
+                                      f"{len(w['input_ids'])} tokens (one per token): goldens.json was edited or "
+                                      "cut; re-export the bundle")

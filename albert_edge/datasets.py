@@ -81,17 +81,22 @@ def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
     out, bad = [], []
     limit = csv.field_size_limit()
     csv.field_size_limit(MAX_FIELD_BYTES)  # the module's default, 128 KiB, is less than a long document
+    done = 0  # file lines consumed by complete records (and the header)
     try:
         for n, rec in enumerate(reader, start=1):
+            done = reader.line_num
             if None in rec:  # more fields than the header names
                 bad.append(f"row {n}: {len(rec) - 1 + len(rec[None])} fields, the header has "
                            f"{len(reader.fieldnames or [])}")
                 continue
             out.append((n, rec))
     except csv.Error as err:
-        what = ("a quote opened here is never closed" if "end of data" in str(err) or "EOF" in str(err)
-                else str(err))
-        raise DataError(f"{path}: line {reader.line_num}: not valid {fmt.upper()} ({what}); accepted: "
+        unclosed = "end of data" in str(err) or "EOF" in str(err)
+        what = "a quote opened here is never closed" if unclosed else str(err)
+        # An unclosed quote swallows the rest of the file: the record it opens starts on the line
+        # after the last complete one (the header included), not where the reader gave up.
+        line = (done or (1 if reader.fieldnames is not None else 0)) + 1 if unclosed else reader.line_num
+        raise DataError(f"{path}: line {line}: not valid {fmt.upper()} ({what}); accepted: "
                         f"fields separated by {'commas' if fmt == 'csv' else 'tabs'}, quotes doubled inside "
                         "quoted fields") from None
     finally:
@@ -120,6 +125,10 @@ def read_labelled(
     """Rows of a labelled file. `labels` (when given) is the accepted label set; with
     `regression` the label must be a number. `limit` keeps the first N rows."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a data file ({', '.join(FORMATS)}: CSV, TSV, JSON Lines)")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
     records = _records(path, _format(path, fmt))
     if not records:
         raise DataError(f"{path}: no data rows")

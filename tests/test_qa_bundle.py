@@ -350,3 +350,11 @@ def test_ask_names_text_that_is_not_utf8(bundle_dir, capsys) -> None:
         err = capsys.readouterr().err
         assert f"{option} is not UTF-8 (byte 0xe9 at character 3); pass UTF-8 text" in err, err
         assert "surrogate" not in err
+
+
+def test_a_short_golden_logit_row_blames_the_goldens(bundle_dir, tmp_path) -> None:
+    copy = _edited(bundle_dir, tmp_path, None,
+                   lambda g: g["qa_cases"][0]["programs"]["int8"]["start_logits"][0].pop())
+    with pytest.raises(BundleError, match=r"qa_cases\[0\]\.programs\.int8\.start_logits\[0\]: \d+ logits for a window "
+                                          r"of \d+ tokens \(one per token\): goldens.json was edited or cut"):
+        Bundle.load(copy)

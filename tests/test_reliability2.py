@@ -165,3 +165,71 @@ def test_a_bundle_folder_that_cannot_be_renamed_is_replaced_file_by_file(lowered
     assert {p.name for p in out.iterdir()} == {"manifest.json", "model_fp32.pte", "model_int8.pte", "spiece.model",
                                                "goldens.json"}
     assert [c.ok for c in Bundle.load(out).check_goldens()] == [True, True]
+
+
+def test_a_manifest_path_given_for_a_bundle_says_which_folder(bundle_dir):
+    from albert_edge.errors import BundleError
+
+    with pytest.raises(BundleError, match=rf"manifest.json: is a file, not a bundle folder; give the folder that "
+                                          rf"holds it, {bundle_dir}"):
+        Bundle.load(bundle_dir / "manifest.json")
+
+
+def test_a_json_file_of_one_document_that_is_not_squad_says_what_it_holds(tmp_path):
+    import json
+
+    from albert_edge.errors import DataError
+    from albert_edge.qa_data import read_qa
+
+    record = {"question": "Who?", "context": "Ann did.", "answers": [{"text": "Ann", "answer_start": 0}]}
+    cases = [([record, record], r"holds a list of 2; expected SQuAD JSON .* not a list in one JSON document"),
+             (json.dumps(record, indent=2), r"holds an object without 'data'; .* not one record in one JSON document")]
+    for content, message in cases:
+        path = tmp_path / "qa.json"
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        with pytest.raises(DataError, match=message):
+            read_qa(path)
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(record) + "\n")  # JSON Lines of one question: still read
+    assert [e.question for e in read_qa(path)] == ["Who?"]
+
+
+@pytest.mark.parametrize("content, line", [
+    ('text,label\nok,pos\n"bad,neg\nmore,pos\n', 3),
+    ('text,label\n"bad,neg', 2),
+    ('text,label\nok,pos\n"multi\nline",neg\n"bad,neg\n', 5),
+])
+def test_an_unclosed_quote_is_reported_on_the_line_that_opens_it(tmp_path, content, line):
+    from albert_edge.datasets import DataError, read_labelled
+
+    path = tmp_path / "d.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=rf"line {line}: not valid CSV \(a quote opened here is never closed\)"):
+        read_labelled(path)
+
+
+def test_data_that_is_a_folder_or_missing_is_named_as_such(tmp_path):
+    from albert_edge.datasets import DataError, read_labelled
+
+    with pytest.raises(DataError, match=rf"{tmp_path}: is a folder; give a data file \(.csv"):
+        read_labelled(tmp_path)
+    with pytest.raises(DataError, match=r"nowhere.txt: no such file"):
+        read_labelled(tmp_path / "nowhere.txt")
+
+
+def test_a_short_golden_row_blames_the_goldens_not_the_program(bundle_dir, tmp_path):
+    import json
+
+    from albert_edge.bundle_format import file_entry
+    from albert_edge.errors import BundleError
+
+    copy = Path(shutil.copytree(bundle_dir, tmp_path / "b"))
+    goldens = json.loads((copy / "goldens.json").read_text())
+    goldens["cases"][0]["programs"]["int8"]["logits"]["values"].pop()
+    (copy / "goldens.json").write_text(json.dumps(goldens))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["goldens"].update(file_entry(copy / "goldens.json"))
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"cases\[0\]\.programs\.int8\.logits: 2 values for shape \[1, 3\] and "
+                                          r"stride 1 \(expected 3\): goldens.json was edited or cut"):
+        Bundle.load(copy)

@@ -69,6 +69,9 @@ def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
             except json.JSONDecodeError as err:
                 bad.append(f"line {n}: not valid JSON ({err.msg})")
                 continue
+            except RecursionError:
+                bad.append(f"line {n}: JSON nested too deeply to read")
+                continue
             if not isinstance(obj, dict):
                 bad.append(f"line {n}: expected a JSON object, got {type(obj).__name__}")
                 continue

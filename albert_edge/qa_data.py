@@ -118,6 +118,8 @@ def read_qa(path: str | Path, limit: int | None = None) -> list[QAExample]:
     examples: list[QAExample] = []
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to read; expected SQuAD JSON or JSON Lines") from None
     except json.JSONDecodeError as e:
         if path.suffix.lower() == ".json":
             raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
@@ -151,6 +153,8 @@ def read_qa(path: str | Path, limit: int | None = None) -> list[QAExample]:
             continue
         try:
             record = json.loads(line)
+        except RecursionError:
+            raise DataError(f"{path} line {n}: JSON nested too deeply to read") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{path} line {n}: not a JSON object ({e.msg}); expected SQuAD JSON or JSON Lines") from None
         examples.append(_example(record, f"{path} line {n}", default_id=f"line-{n}"))

@@ -233,3 +233,22 @@ def test_a_short_golden_row_blames_the_goldens_not_the_program(bundle_dir, tmp_p
     with pytest.raises(BundleError, match=r"cases\[0\]\.programs\.int8\.logits: 2 values for shape \[1, 3\] and "
                                           r"stride 1 \(expected 3\): goldens.json was edited or cut"):
         Bundle.load(copy)
+
+
+def test_json_nested_too_deeply_is_one_line_naming_the_file(tmp_path, bundle_dir):
+    from albert_edge.datasets import DataError, read_labelled
+    from albert_edge.errors import BundleError
+    from albert_edge.qa_data import read_qa
+
+    deep = "[" * 100_000 + "]" * 100_000
+    copy = Path(shutil.copytree(bundle_dir, tmp_path / "b"))
+    (copy / "manifest.json").write_text(deep)
+    with pytest.raises(BundleError, match=r"manifest.json: JSON nested too deeply to read"):
+        Bundle.load(copy)
+    for name in ("squad.json", "squad.jsonl"):
+        (tmp_path / name).write_text(deep + "\n")
+        with pytest.raises(DataError, match=rf"{name}.*JSON nested too deeply to read"):
+            read_qa(tmp_path / name)
+    (tmp_path / "rows.jsonl").write_text('{"text": "a", "label": "b"}\n' + deep + "\n")
+    with pytest.raises(DataError, match=r"rows.jsonl: 1 bad row\(s\): line 2: JSON nested too deeply to read"):
+        read_labelled(tmp_path / "rows.jsonl")

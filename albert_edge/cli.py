@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle folder written by `albert-edge export`")
     p.add_argument("text", nargs="*", help="texts to classify; default: read lines from stdin")
     p.add_argument("--program", default=None, help="program name, e.g. int8 (default: the manifest's default_program)")
-    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads, 1 to 8 per CPU (default: ExecuTorch's choice)")
     add_weight_cache_flag(p)
     p.set_defaults(func=cmd_run)
 
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", required=True, metavar="TEXT|@FILE", help="the passage, or @FILE to read it from a file")
     p.add_argument("--top-k", type=int, default=1, help="answers to print, best first (default 1)")
     p.add_argument("--program", default=None, help="bundle program, e.g. fp32 (default: the manifest's default_program)")
-    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads, 1 to 8 per CPU (default: ExecuTorch's choice)")
     add_weight_cache_flag(p)
     p.set_defaults(func=cmd_ask)
 
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Verify sizes and sha256 of a bundle's files, then run its golden "
                                    "cases through every program and compare with the expected outputs.")
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle folder written by `albert-edge export`")
-    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads (default: ExecuTorch's choice)")
+    p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads, 1 to 8 per CPU (default: ExecuTorch's choice)")
     add_weight_cache_flag(p)
     p.set_defaults(func=cmd_verify)
 

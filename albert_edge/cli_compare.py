@@ -98,7 +98,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "checkpoint directory, 'default', or a preset name (random weights, e.g. albert-base-v2)")
     p.add_argument("--model", default=None, help="with a bundle: the model it was exported from (the fp32 reference)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="report folder (default out/compare/<name>); a model is exported to DIR/bundle")
+                   help="report folder (default out/compare/<name>): new, empty, or an earlier comparison's (its "
+                        "report is replaced); one run at a time; a model is exported to DIR/bundle")
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None, metavar="FILE",
                    help="labelled CSV, TSV or JSON Lines; 'default' = the default model's evaluation set (tweet "
@@ -109,7 +110,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--label-column", default="label", help="default 'label'")
     g.add_argument("--limit", type=int, default=None, help="use the first N rows")
     g = p.add_argument_group("latency")
-    g.add_argument("--threads", type=_ints, default=(1, 2), help="thread counts, comma-separated (default 1,2)")
+    g.add_argument("--threads", type=_ints, default=(1, 2), help="thread counts, comma-separated, each 1 to 8 per CPU (default 1,2)")
     g.add_argument("--warmup", type=int, default=2, help="untimed calls per latency input first (default 2)")
     g.add_argument("--rounds", type=int, default=5, help="rounds; programs are interleaved in each (default 5)")
     g.add_argument("--runs", type=int, default=2, help="timed calls per input per round (default 2)")

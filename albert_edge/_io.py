@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -103,6 +105,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a float")
+    return value
+
+
 def read_json_strictly(path: Path, error: type[Exception], what: str = "file") -> Any:
     """The JSON value in ``path``, or ``error`` with one line naming the file and what is wrong:
     missing, not a file, not UTF-8 text, not JSON, NaN or Infinity (not JSON numbers), or nested
@@ -117,7 +126,7 @@ def read_json_strictly(path: Path, error: type[Exception], what: str = "file") -
     except UnicodeDecodeError as err:
         raise error(f"{path}: not a {what} (not UTF-8 text: byte {err.start} cannot be decoded)") from None
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as err:
         raise error(f"{path}: not JSON ({err})") from None
     except ValueError as err:
@@ -208,7 +217,8 @@ def _replace_contents(new: Path, out: Path) -> None:
     """Move every entry of ``new`` (a folder inside ``out``) into ``out`` (each by a rename), then
     remove what else ``out`` held: the folder itself stays, its contents are replaced."""
     names = {p.name for p in new.iterdir()}
-    for p in list(new.iterdir()):
+    # manifest.json last: a reader that finds the new manifest finds the files it names
+    for p in sorted(new.iterdir(), key=lambda p: p.name == "manifest.json"):
         target = out / p.name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
@@ -245,7 +255,22 @@ def replaced_dir(out: Path) -> Iterator[Path]:
                     os.fsync(f.fileno())
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700
         if whole:
-            swap_dir_into_place(tmp, out)
+            try:
+                swap_dir_into_place(tmp, out)
+            except OSError as err:
+                # A mount that os.path.ismount does not see (a bind mount of the same filesystem)
+                # refuses the rename: bring the contents into the folder instead.
+                if err.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES) or not out.is_dir():
+                    raise
+                log.info("%s cannot be renamed (%s): replacing its files in place", out, err.strerror)
+                inner = Path(tempfile.mkdtemp(prefix=_sibling_prefix(out), suffix=".tmp", dir=out))
+                try:
+                    for p in tmp.iterdir():
+                        (shutil.copytree if p.is_dir() else shutil.copy2)(p, inner / p.name)
+                    _replace_contents(inner, out)
+                finally:
+                    shutil.rmtree(inner, ignore_errors=True)
+                    shutil.rmtree(tmp, ignore_errors=True)
         else:
             _replace_contents(tmp, out)
     except BaseException:

@@ -328,7 +328,10 @@ def _check_qa(qa: QASettings | None, tokenizer: AlbertTokenizer | None, max_seq_
         raise BundleError(f"--max-seq-len {max_seq_len}: {e}") from None
     if qa.max_seq_len != max_seq_len:
         raise BundleError(f"QA settings are for max_seq_len {qa.max_seq_len} but the programs take {max_seq_len}")
-    return qa
+    try:
+        return qa.check_question_fits()  # what a reader of the manifest requires
+    except QAError as e:
+        raise BundleError(str(e)) from None
 
 
 def _check_programs(programs: Sequence[LoweredProgram], config: Any, tokenizer: AlbertTokenizer | None) -> None:

@@ -517,6 +517,30 @@ def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dic
     return goldens
 
 
+def _int_list(values: Any, allow_none: bool = False) -> bool:
+    return isinstance(values, list) and all(
+        (v is None and allow_none) or (isinstance(v, int) and not isinstance(v, bool)) for v in values)
+
+
+def _check_window(w: dict[str, Any], at: str) -> None:
+    """A golden QA window: its inputs, attention mask (0/1), offsets ([start, end] pairs), word
+    and sequence ids (integers or null), all one length."""
+    n = len(w["input_ids"])
+    problems = [name for name in INPUT_NAMES if not _int_list(w[name]) or len(w[name]) != n]
+    if not problems and any(v not in (0, 1) for v in w["attention_mask"]):
+        problems.append("attention_mask (0 or 1)")
+    offsets = w.get("offsets")
+    if not (isinstance(offsets, list) and len(offsets) == n and all(
+            _int_list(o) and len(o) == 2 and 0 <= o[0] <= o[1] for o in offsets)):
+        problems.append("offsets ([start, end] per token)")
+    for name in ("word_ids", "sequence_ids"):
+        if not (_int_list(w.get(name), allow_none=True) and len(w[name]) == n):
+            problems.append(f"{name} (an integer or null per token)")
+    if problems:
+        raise BundleError(f"{at}: {', '.join(problems)} must be arrays of {n} values, one per token: goldens.json "
+                          "was edited; re-export the bundle")
+
+
 def _check_qa_case(case: Any, i: int, names: Sequence[str], where: str) -> None:
     at = f"{where}: qa_cases[{i}]"
     if not isinstance(case, dict):
@@ -530,6 +554,7 @@ def _check_qa_case(case: Any, i: int, names: Sequence[str], where: str) -> None:
     for j, w in enumerate(windows):
         if not isinstance(w, dict) or not all(isinstance(w.get(n), list) for n in INPUT_NAMES):
             raise BundleError(f"{at}.windows[{j}]: needs {', '.join(INPUT_NAMES)} arrays")
+        _check_window(w, f"{at}.windows[{j}]")
     programs = case.get("programs")
     if not isinstance(programs, dict):
         raise BundleError(f"{at}: programs must be an object of logits and answers per program")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -144,7 +145,7 @@ def cmd_ask(args: argparse.Namespace) -> None:
     from albert_edge.errors import DataError
 
     for option, value in (("--question", args.question), ("--context", args.context)):
-        where = not_utf8(value)
+        where = None if option == "--context" and value.startswith("@") else not_utf8(value)  # @FILE: any path
         if where:
             raise DataError(f"{option} is not UTF-8 ({where}); pass UTF-8 text")
     context = _read_context(args.context)
@@ -320,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Files are written atomically and worker processes end with this one: nothing to undo.
         print(f"albert-edge: {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as shell tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except OSError as err:  # the machine's, not the input's: a full disk, a folder that vanished, EACCES
         if args.verbose:
             raise

@@ -86,6 +86,8 @@ def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
     csv.field_size_limit(MAX_FIELD_BYTES)  # the module's default, 128 KiB, is less than a long document
     done = 0  # file lines consumed by complete records (and the header)
     try:
+        reader.fieldnames  # the header first: its lines count as done
+        done = reader.line_num
         for n, rec in enumerate(reader, start=1):
             done = reader.line_num
             if None in rec:  # more fields than the header names
@@ -98,7 +100,10 @@ def _records(path: Path, fmt: str) -> list[tuple[int, dict]]:
         what = "a quote opened here is never closed" if unclosed else str(err)
         # An unclosed quote swallows the rest of the file: the record it opens starts on the line
         # after the last complete one (the header included), not where the reader gave up.
-        line = (done or (1 if reader.fieldnames is not None else 0)) + 1 if unclosed else reader.line_num
+        line = reader.line_num
+        if unclosed:  # the first non-blank line after them (the csv module skips blank lines)
+            lines = raw.split("\n")
+            line = next((i + 1 for i in range(done, len(lines)) if lines[i].strip()), done + 1)
         raise DataError(f"{path}: line {line}: not valid {fmt.upper()} ({what}); accepted: "
                         f"fields separated by {'commas' if fmt == 'csv' else 'tabs'}, quotes doubled inside "
                         "quoted fields") from None

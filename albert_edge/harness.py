@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from albert_edge import __version__, metrics
-from albert_edge._io import LOCK_FILE, check_writable, folder_lock
+from albert_edge._io import LOCK_FILE, check_writable, folder_lock, is_temp_of
 from albert_edge._machine import THREADS_PER_CPU, machine_info, max_threads
 from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
 from albert_edge.bundle_format import (
@@ -255,7 +255,10 @@ def task_metrics(eval_set: EvalSet, labels: Sequence[str], outputs: np.ndarray, 
     if regression:
         gold = np.asarray([float(r.label) for r in eval_set.rows])
         pred = outputs[:, 0]
-        return {"n": len(gold), "pearson": metrics.pearson(gold, pred), "spearman": metrics.spearman(gold, pred)}
+        # A constant input leaves a correlation undefined (NaN): null in the report, which is JSON.
+        r, rho = metrics.pearson(gold, pred), metrics.spearman(gold, pred)
+        return {"n": len(gold), "pearson": r if math.isfinite(r) else None,
+                "spearman": rho if math.isfinite(rho) else None}
     pred = [labels[int(i)] for i in outputs.argmax(-1)]
     return metrics.classification_report([str(r.label) for r in eval_set.rows], pred, labels)
 
@@ -636,8 +639,9 @@ def _check_out_is_a_comparison(out: Path) -> None:
     never a user's own report.md or anything else."""
     ours = {"report.json", "bundle", "work", LOCK_FILE, *PLOTS}
     names = sorted(p.name for p in out.iterdir())
+    # (temporary folders of the bundle and the report, from a run in progress or a killed one)
     foreign = [n for n in names if n not in ours and not (n == "report.md" and "report.json" in names)
-               and not (n.startswith(".report.") and n.endswith(".tmp"))]
+               and not is_temp_of(out / "bundle", out / n) and not is_temp_of(out / "report", out / n)]
     if foreign:
         raise HarnessError(f"--out {out}: holds {foreign[0]!r}, which is not from an albert-edge comparison, and "
                            "a comparison replaces report.md and the plots there; give a new or empty folder, or "

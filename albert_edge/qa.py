@@ -190,8 +190,9 @@ def _top_spans(p_start: np.ndarray, p_end: np.ndarray, k: int, max_answer_len: i
         idx = np.argpartition(-flat, k)[:k]
         order = idx[np.argsort(-flat[idx])]
     starts, ends = np.unravel_index(order, candidates.shape)
-    # (when k reaches past the valid spans, the zeroed cells outside the band come along: drop them)
-    ok = keep[starts] & keep[ends] & (starts <= ends) & (ends - starts < max_answer_len)
+    # (when k reaches past the valid spans, the zeroed cells outside the band come along, and so do
+    # spans whose probability underflowed to 0, which tie in an arbitrary order: drop them all)
+    ok = keep[starts] & keep[ends] & (starts <= ends) & (ends - starts < max_answer_len) & (flat[order] > 0)
     starts, ends = starts[ok], ends[ok]
     return starts, ends, candidates[starts, ends]
 
@@ -265,6 +266,8 @@ def decode_answers(
         # Ranked as null / e^t, so that it beats a span exactly when log(null / span) > t.
         ranked.append((null * math.exp(-settings.no_answer_threshold), {"answer": "", "start": 0, "end": 0, "score": null}))
     ranked.sort(key=lambda x: x[0], reverse=True)
+    if not ranked:  # every span's probability underflowed to 0: "no answer", score 0, rather than none
+        return [{"answer": "", "start": 0, "end": 0, "score": 0.0}]
     return [a for _, a in ranked[:top_k]]
 
 

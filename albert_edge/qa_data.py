@@ -141,14 +141,14 @@ def read_qa(path: str | Path, limit: int | None = None) -> list[QAExample]:
         if not examples:
             raise DataError(f"{path}: no questions in data")
         return examples[:limit] if limit else examples
-    one_line = len(text.strip().splitlines()) == 1  # may be JSON Lines of one record: read below, line by line
+    one_line = len(text.strip().split("\n")) == 1  # may be JSON Lines of one record: read below, line by line
     if doc is not None and not (one_line and (isinstance(doc, dict) or path.suffix.lower() != ".json")):  # one JSON value that is not SQuAD JSON: say what, not "line 1"
         got = (f"a list of {len(doc)}" if isinstance(doc, list) else "an object without 'data'" if isinstance(doc, dict)
                else f"a JSON {type(doc).__name__}")
         shape = "a list" if isinstance(doc, list) else "one record" if isinstance(doc, dict) else "a value"
         raise DataError(f"{path}: holds {got}; expected SQuAD JSON (an object with a 'data' list of articles) or "
                         f"JSON Lines (one question object per line), not {shape} in one JSON document")
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

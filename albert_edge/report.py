@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from albert_edge._io import atomic_write_text
+from albert_edge._io import atomic_write_text, remove_stale_temps
 from albert_edge.report_schema import write_report_json
 
 PLOTS = ("latency_distribution.png", "latency_vs_length.png", "tradeoff.png")
@@ -503,7 +503,8 @@ def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Pa
     matplotlib.use("Agg")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report.", suffix=".tmp", dir=out))
+    remove_stale_temps(out / "report", out)  # staging folders of killed runs
+    staging = Path(tempfile.mkdtemp(prefix=f".report.{os.getpid()}.", suffix=".tmp", dir=out))
     try:
         made = {"json": write_report_json(report, staging), "md": staging / "report.md"}
         for name, draw in zip(PLOTS, (plot_latency_distribution, plot_latency_vs_length, plot_tradeoff)):

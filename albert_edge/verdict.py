@@ -255,12 +255,12 @@ class Thresholds:
                 raise HarnessError(f"--{name.replace('_', '-')} {value!r}: accepted: a finite number >= 0")
 
 
-# What must be equal for two reports to be compared. Paths (model.source, data.source) stand in
-# for the data only where a report has no digest of it.
+# What must be equal for two reports to be compared. model.source and the data's path, limit and
+# columns stand in for the weights and the data only where a report has no digest of them.
 _MODEL_KEYS = ("task", "architecture", "labels", "head", "max_seq_len", "vocab_size", "random_weights",
                "weights_sha256")
-_DATA_KEYS = ("sha256", "rows", "questions", "limit", "truncated", "gold")
-_DATA_PATH_KEYS = ("source", "text_column", "label_column", "text_pair_column")
+_DATA_KEYS = ("sha256", "rows", "questions", "truncated", "gold")
+_DATA_PATH_KEYS = ("source", "limit", "text_column", "label_column", "text_pair_column")
 _LATENCY_KEYS = ("threads", "data_inputs", "probe_lengths")
 
 
@@ -285,9 +285,10 @@ def not_comparable(new: dict[str, Any], old: dict[str, Any], accuracy_only: bool
     another model, task or data set, other programs, other timing settings, another machine kind
     (unless `accuracy_only`), or a figure that is not a finite number."""
     why = []
-    for key in _MODEL_KEYS:
+    weights = old["model"].get("weights_sha256") is not None and new["model"].get("weights_sha256") is not None
+    for key in _MODEL_KEYS + (() if weights else ("source",)):
         a, b = old["model"].get(key), new["model"].get(key)
-        if key == "weights_sha256" and (a is None or b is None):
+        if key == "weights_sha256" and not weights:
             continue
         if a != b:
             why.append(f"model.{key} is {_shown(a)} in the baseline, {_shown(b)} here")
@@ -298,6 +299,12 @@ def not_comparable(new: dict[str, Any], old: dict[str, Any], accuracy_only: bool
             continue
         if a != b:
             why.append(f"data.{key} is {_shown(a)} in the baseline, {_shown(b)} here")
+    if not accuracy_only:
+        caches = [{p["name"]: p["memory"].get("weight_cache") for p in r["programs"]} for r in (old, new)]
+        for name in caches[0].keys() & caches[1].keys():
+            if caches[0][name] != caches[1][name]:
+                why.append(f"program {name!r} ran with weight_cache {caches[0][name]} in the baseline, "
+                           f"{caches[1][name]} here: its memory does not compare")
     old_names, new_names = [p["name"] for p in old["programs"]], [p["name"] for p in new["programs"]]
     why += [f"program {n!r} is in the baseline but not here" for n in old_names if n not in new_names]
     why += [f"program {n!r} is here but not in the baseline" for n in new_names if n not in old_names]

@@ -9,7 +9,8 @@ program), start/end logits per window (the shipped default-qa model run eagerly,
 random ones that make odd spans win), and the answers ``albert_edge.qa.decode_answers`` gives
 from those logits. The settings cover the default, short windows with many overlaps, a question
 long enough to shrink the stride, no-answer thresholds, answers not widened to words, and top-k
-up to 5; the passages non-ASCII, characters outside the BMP, added tokens and blank runs.
+up to 5; the passages non-ASCII, characters outside the BMP, added tokens and blank runs, and a top-k
+larger than a short passage's spans.
 Default output: android_demo/textcore/src/test/resources/qa_cases.json.
 tests/test_qa_goldens.py checks that the windows and answers are what Python gives today.
 """
@@ -91,6 +92,12 @@ def _case_specs() -> list[dict[str, Any]]:
          "settings": QASettings.for_length(128, align_to_words=False, max_answer_len=3), "top_k": 5},
         {"question": "Où est le café?", "context": _PASSAGES[2],
          "settings": QASettings.for_length(64, align_to_words=False), "top_k": 3, "pad": True},
+        # More answers asked for than a two-word passage has spans: only real spans, none made of
+        # [CLS] (no "" and no part word), with and without whole-word alignment.
+        {"question": "Which river?", "context": "Rhinewater flows.", "settings": QASettings.for_length(32),
+         "top_k": 12},
+        {"question": "Which river?", "context": "Rhinewater flows.",
+         "settings": QASettings.for_length(32, align_to_words=False), "top_k": 12},
     ]
     # Seeded random logits: spans the model would never pick (ties of words, [MASK], emoji).
     for i, p in enumerate(_PASSAGES):

@@ -130,6 +130,8 @@ def test_one_comparison_at_a_time_per_out_folder(setup, tmp_path):
     lowered, bundle, data, _, _ = setup
     out = tmp_path / "busy"
     out.mkdir()
+    (out / ".bundle.99999999.abc.tmp").mkdir()  # the export's temporary folder, of a run in progress or killed
+    (out / ".report.99999999.abc.tmp").mkdir()  # the report's
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from albert_edge._io import folder_lock\n"
         f"with folder_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)")],

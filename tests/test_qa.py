@@ -218,3 +218,13 @@ def test_top_k_beyond_the_real_spans_adds_no_cls_spans(tok):
     allowed = {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
     assert answers[0]["answer"] == context
     assert [a for a in answers if a["answer"] not in allowed] == []
+
+
+def test_when_every_span_underflows_the_answer_is_none_not_an_empty_list(tok):
+    settings = QASettings(max_seq_len=32, doc_stride=8)
+    (window,) = make_windows(tok, "what?", "alpha beta gamma", settings)
+    start = np.zeros(len(window), np.float32)
+    start[0] = 200.0  # all the probability on [CLS]: every span's product is 0 in float32
+    for k in (1, 3, 50):
+        answers = decode_answers([window], [start], [start.copy()], "alpha beta gamma", settings, tok.cls_id, top_k=k)
+        assert answers == [{"answer": "", "start": 0, "end": 0, "score": 0.0}]

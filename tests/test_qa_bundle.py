@@ -358,3 +358,11 @@ def test_a_short_golden_logit_row_blames_the_goldens(bundle_dir, tmp_path) -> No
     with pytest.raises(BundleError, match=r"qa_cases\[0\]\.programs\.int8\.start_logits\[0\]: \d+ logits for a window "
                                           r"of \d+ tokens \(one per token\): goldens.json was edited or cut"):
         Bundle.load(copy)
+
+
+def test_a_golden_window_edited_out_of_shape_is_refused_not_a_traceback(bundle_dir, tmp_path) -> None:
+    copy = _edited(bundle_dir, tmp_path, None,
+                   lambda g: g["qa_cases"][0]["windows"][0].update(offsets=[0] * len(g["qa_cases"][0]["windows"][0]["offsets"])))
+    with pytest.raises(BundleError, match=r"qa_cases\[0\]\.windows\[0\]: offsets \(\[start, end\] per token\) must be "
+                                          r"arrays of \d+ values, one per token"):
+        Bundle.load(copy)

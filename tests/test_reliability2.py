@@ -198,6 +198,8 @@ def test_a_json_file_of_one_document_that_is_not_squad_says_what_it_holds(tmp_pa
     ('text,label\nok,pos\n"bad,neg\nmore,pos\n', 3),
     ('text,label\n"bad,neg', 2),
     ('text,label\nok,pos\n"multi\nline",neg\n"bad,neg\n', 5),
+    ('text,label\na,pos\n\n\n"b,neg', 5),
+    ('"text,label\na,pos\n', 1),
 ])
 def test_an_unclosed_quote_is_reported_on_the_line_that_opens_it(tmp_path, content, line):
     from albert_edge.datasets import DataError, read_labelled
@@ -252,3 +254,78 @@ def test_json_nested_too_deeply_is_one_line_naming_the_file(tmp_path, bundle_dir
     (tmp_path / "rows.jsonl").write_text('{"text": "a", "label": "b"}\n' + deep + "\n")
     with pytest.raises(DataError, match=r"rows.jsonl: 1 bad row\(s\): line 2: JSON nested too deeply to read"):
         read_labelled(tmp_path / "rows.jsonl")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(bundle_dir):
+    import subprocess
+    import sys
+
+    script = (f"yes 'good stuff' | head -n 3000 | {sys.executable} -m albert_edge run {bundle_dir} --program fp32 "
+              "2>err.txt | head -n 1 >/dev/null; echo ${PIPESTATUS[2]}")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=bundle_dir.parent, timeout=600)
+    assert done.stdout.strip() == "141", done
+    assert (bundle_dir.parent / "err.txt").read_text() == ""
+
+
+def test_a_bind_mounted_out_folder_is_replaced_in_place(lowered, tmp_path, monkeypatch):
+    """os.path.ismount misses a bind mount of the same filesystem; its rename fails (EBUSY/EXDEV):
+    the new files are brought into the folder instead of failing after the lowering."""
+    import errno
+    import os
+
+    from albert_edge import _io
+
+    out = tmp_path / "bound"
+    write_bundle(out, lowered.model, [lowered.programs["fp32"]], lowered.tokenizer, golden_texts=["hi"])
+    inode = out.stat().st_ino
+    real_rename = os.rename
+
+    def busy(src, dst, *a, **k):
+        if Path(src) == out:
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+        if Path(dst).parent == out and Path(src).parent != out and not str(Path(src).parent).startswith(str(out)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+        return real_rename(src, dst, *a, **k)
+
+    monkeypatch.setattr(_io.os, "rename", busy)
+    write_bundle(out, lowered.model, [lowered.programs["fp32"], lowered.programs["int8"]], lowered.tokenizer,
+                 golden_texts=["hi", "there"])
+    assert out.stat().st_ino == inode
+    assert sorted(p.name for p in out.iterdir()) == ["goldens.json", "manifest.json", "model_fp32.pte",
+                                                     "model_int8.pte", "spiece.model"]
+    assert all(c.ok for c in Bundle.load(out).check_goldens())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bound.")]
+
+
+def test_a_qa_bundle_whose_question_length_leaves_no_context_is_not_written(tmp_path):
+    from albert_edge.errors import BundleError
+    from albert_edge.qa import QASettings
+    from albert_edge.bundle import _check_qa
+
+    tok = AlbertTokenizer.from_pretrained(Path(__file__).resolve().parent / "data" / "qa_reference")
+    with pytest.raises(BundleError, match=r"max_question_len=64 leaves no context in a window of max_seq_len=32"):
+        _check_qa(QASettings(max_seq_len=32, doc_stride=16), tok, 32)
+
+
+def test_a_jsonl_context_may_hold_unicode_line_separators(tmp_path):
+    import json
+
+    from albert_edge.qa_data import read_qa
+
+    context = "Ann built it.\u2028Bob painted it.\u0085Then it rained."
+    record = {"question": "Who painted it?", "context": context,
+              "answers": [{"text": "Bob", "answer_start": context.index("Bob")}]}
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n" + json.dumps(record, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    assert [e.context for e in read_qa(path)] == [context, context]
+
+
+def test_ask_reads_a_context_file_whose_name_is_not_utf8(tmp_path, capsys, bundle_dir):
+    import os
+
+    name = os.fsdecode(b"passage-\xe9.txt")
+    (tmp_path / name).write_text("Some passage.", encoding="utf-8")
+    rc, _, err = run_cli(["ask", str(bundle_dir), "--question", "What?", "--context", f"@{tmp_path / name}"], capsys)
+    # (a classification bundle: refused for its task, after the file was read, not for the file's name)
+    assert rc == 2 and "not UTF-8" not in err and "answer needs a 'question-answering' bundle" in err, err

@@ -200,7 +200,13 @@ NOT_COMPARABLE = [
      r"data\.source is 'data\.csv' in the baseline"),
     ("other rows", _edit("data.rows", 99), r"data\.rows"),
     ("other gold labels", _edit("data.gold", lambda g: [1 - x for x in g]), r"data\.gold"),
-    ("a limit", _edit("data.limit", 50), r"data\.limit"),
+    ("a limit (a report without a digest)", lambda r: (_edit("data.limit", 50)(r), _edit("data.sha256", None)(r)),
+     r"data\.limit"),
+    ("another model (a report without a weights digest)",
+     lambda r: (_edit("model.source", "other-checkpoint")(r), _edit("model.weights_sha256", None)(r)),
+     r"model\.source is 'tiny' in the baseline, 'other-checkpoint' here"),
+    ("the weight cache on one side", _edit("programs.2.memory.weight_cache", False),
+     r"program 'int8' ran with weight_cache True in the baseline, False here"),
     ("other data, same path", _edit("data.sha256", "c" * 64), r"data\.sha256"),
     ("a program missing here", _drop_program("int8"), r"program 'int8' is in the baseline but not here"),
     ("another program here", _edit("programs.2.name", "int4"),
@@ -318,3 +324,11 @@ def test_a_failed_write_leaves_the_previous_report_whole(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         report_module.write_report(newer, tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_number_too_large_for_a_float_is_named(tmp_path, capsys):
+    text = json.dumps(tiny_report()).replace('"seconds": 12.0', '"seconds": 1e400')
+    (tmp_path / "report.json").write_text(text)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "1e400 is too large for a float" in err and len(err.strip().splitlines()) == 1

@@ -126,7 +126,10 @@ object QuestionAnswering {
             pEnd[0] = 0f
             val words = contextWords(enc)
             for ((s, e, score) in topSpans(pStart, pEnd, preK, settings.maxAnswerLen)) {
-                if (!keep[s] || !keep[e]) continue
+                // A span is context tokens only: [CLS] stands for "no answer" (nullScore), never for an
+                // end of a text (albert_edge.qa.decode_answers does the same).
+                // Spans whose probability underflowed to 0 carry no evidence (and tie arbitrarily in numpy): dropped.
+                if (!keep[s] || !keep[e] || enc.inputIds[s] == clsId.toLong() || enc.inputIds[e] == clsId.toLong() || score <= 0f) continue
                 val a: Int
                 val b: Int
                 if (settings.alignToWords && enc.wordIds[s] >= 0 && enc.wordIds[e] >= 0) {
@@ -151,6 +154,8 @@ object QuestionAnswering {
         // (rank key, answer); the no-answer ranks as p_null / e^t, so it wins exactly when ln(p_null / p_span) > t.
         val ranked = answers.map { it.score to Answer(it.text, it.start, it.end, it.score) }.toMutableList()
         settings.noAnswerThreshold?.let { t -> ranked.add(nullScore * StrictMath.exp(-t) to Answer("", 0, 0, nullScore)) }
+        // Every span's probability underflowed to 0: "no answer", score 0, rather than none (as Python).
+        if (ranked.isEmpty()) return listOf(Answer("", 0, 0, 0.0))
         return ranked.sortedByDescending { it.first }.take(topK).map { it.second } // stable, as Python's sort
     }
 

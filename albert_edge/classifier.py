@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from albert_edge.checkpoint import CheckpointError, default_model_dir, load_pretrained, resolve_model_path
+from albert_edge.datasets import text_list
 from albert_edge.model import AlbertForSequenceClassification
 from albert_edge.tokenizer import AlbertTokenizer
 
@@ -63,16 +64,7 @@ class TextClassifier:
 
     def classify(self, texts: str | Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
         """``[{"text", "label", "probs": {label: probability}}]``, one per text."""
-        if isinstance(texts, str):
-            texts = [texts]
-        if isinstance(texts, (bytes, bytearray)):
-            raise TypeError(f"texts is {type(texts).__name__}; accepted: a str or a list of str "
-                            "(decode bytes first, e.g. data.decode('utf-8'))")
-        if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{i}] is {type(t).__name__}; accepted: str")
+        texts = text_list(texts)
         probs = self.predict_proba(texts, batch_size)
         return [{"text": t, "label": self.labels[int(p.argmax())], "probs": dict(zip(self.labels, p.tolist()))}
                 for t, p in zip(texts, probs)]

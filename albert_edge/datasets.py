@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from albert_edge.errors import DataError
 from albert_edge.tokenizer import AlbertTokenizer
@@ -32,6 +33,22 @@ class Row:
     label: str | float
     text_pair: str | None = None
     row: int = 0  # row number in the file, for messages and reports
+
+
+def text_list(texts: Any) -> list[str]:
+    """A text or a list of texts, as the classifiers take them, as a list; a TypeError naming what
+    else was given (bytes: decode them first)."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError(f"texts is {type(texts).__name__}; accepted: a str or a list of str "
+                        "(decode bytes first, e.g. data.decode('utf-8'))")
+    if not isinstance(texts, (list, tuple)):
+        raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{i}] is {type(t).__name__}; accepted: str")
+    return list(texts)
 
 
 def _format(path: Path, fmt: str | None) -> str:

@@ -39,7 +39,7 @@ from torch import nn
 from albert_edge._io import atomic_write, atomic_write_json, replaced_dir
 from albert_edge.qa import QASettings, make_windows
 from albert_edge.qa_data import QAExample, QAFeature
-from albert_edge.teacher import TeacherError, default_teacher_dir, load_teacher_encoder
+from albert_edge.teacher import TeacherError, adamw_warmup_decay, default_teacher_dir, load_teacher_encoder
 from albert_edge.tokenizer import AlbertTokenizer
 
 log = logging.getLogger(__name__)
@@ -135,10 +135,7 @@ def finetune_qa_teacher(
         raise TeacherError(f"max_seq_len {max_seq_len} exceeds the teacher's max_position_embeddings "
                            f"{encoder.config.max_position_embeddings}")
     model = SpanHead(encoder, encoder.config.hidden_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / max(warmup_steps, 1), max(0.0, (steps - s) / max(steps - warmup_steps, 1)))
-    )
+    opt, sched = adamw_warmup_decay(model, lr, warmup_steps, steps)
     rng, order, t0, seen = random.Random(seed), [], time.time(), 0
     model.train()
     for step in range(steps):

@@ -45,6 +45,7 @@ from albert_edge.bundle_format import (
     verify_files,
 )
 from albert_edge.config import INPUT_NAMES
+from albert_edge.datasets import text_list
 from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
 from albert_edge.qa import QASettings, answer_windows, decode_answers, make_windows
 from albert_edge.quantize import register_quantized_ops
@@ -530,16 +531,7 @@ class Bundle:
                 f"{self.path}: this classifier has one output ({self.labels[0]!r}), a regression "
                 "score: use bundle.programs[name].run for the raw value"
             )
-        if isinstance(texts, str):
-            texts = [texts]
-        if isinstance(texts, (bytes, bytearray)):
-            raise TypeError(f"texts is {type(texts).__name__}; accepted: a str or a list of str "
-                            "(decode bytes first, e.g. data.decode('utf-8'))")
-        if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"texts must be a str or a list of str, got {type(texts).__name__}")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{i}] is {type(t).__name__}; accepted: str")
+        texts = text_list(texts)
         prog = self.program(program)
         results = []
         for text in texts:

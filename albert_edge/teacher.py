@@ -90,6 +90,16 @@ def load_teacher_encoder(teacher_dir: str | Path) -> tuple[nn.Module, Any]:
     return encoder, tokenizer
 
 
+def adamw_warmup_decay(model: nn.Module, lr: float, warmup_steps: int, steps: int) -> tuple[Any, Any]:
+    """The teachers' optimizer: AdamW (weight decay 0.01), learning rate rising linearly over
+    `warmup_steps`, then falling linearly to 0 at `steps`."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / max(warmup_steps, 1), max(0.0, (steps - s) / max(steps - warmup_steps, 1)))
+    )
+    return opt, sched
+
+
 def _batches(n: int, batch_size: int, rng: random.Random) -> Any:
     while True:
         order = list(range(n))
@@ -118,10 +128,7 @@ def finetune_teacher(
     torch.manual_seed(seed)
     encoder, tokenizer = load_teacher_encoder(teacher_dir or default_teacher_dir())
     model = MeanPoolClassifier(encoder, encoder.config.hidden_size, len(label_names))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / max(warmup_steps, 1), max(0.0, (steps - s) / max(steps - warmup_steps, 1)))
-    )
+    opt, sched = adamw_warmup_decay(model, lr, warmup_steps, steps)
     y = torch.tensor(list(labels))
     model.train()
     t0, rng = time.time(), random.Random(seed)

@@ -15,29 +15,11 @@ from albert_edge._machine import max_threads
 from albert_edge.bundle import write_bundle
 from albert_edge.checkpoint import load_pretrained, save_pretrained
 from albert_edge.classifier import TextClassifier
-from albert_edge.cli import main
-from albert_edge.errors import CheckpointError, RuntimeInputError
+from albert_edge.errors import CheckpointError
 from albert_edge.qa import QAError, QASettings
 from albert_edge.runtime import Bundle
 from albert_edge.tokenizer import AlbertTokenizer, TokenizerError
-from export_models import lowered_text_classifier
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    rc = main(args)
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-@pytest.fixture(scope="module")
-def lowered(spiece_model_path):
-    return lowered_text_classifier(spiece_model_path)
-
-
-@pytest.fixture(scope="module")
-def bundle_dir(lowered, tmp_path_factory) -> Path:
-    return write_bundle(tmp_path_factory.mktemp("rel2") / "b", lowered.model, list(lowered.programs.values()),
-                        lowered.tokenizer)
+from test_reliability import bundle_dir, lowered, run_cli  # noqa: F401 (fixtures)
 
 
 def test_overflowing_logits_are_refused_not_printed_as_nan(lowered, tmp_path, capsys):

@@ -312,6 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(options or extra)}")
         args.text = [*args.text, *extra]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    # multiprocessing's resource tracker (a helper process of the worker pools) warns about the
+    # pools' semaphores, which it frees, when Ctrl-C ends a run: noise after the one line. It
+    # takes its warning filters from these options when it starts.
+    if not any(o.startswith("ignore:resource_tracker") for o in sys.warnoptions):
+        sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     try:
         rc = args.func(args)  # a command may return an exit code (report --baseline: 1 on a regression)
     except AlbertEdgeError as err:

@@ -446,7 +446,8 @@ class Bundle:
         bundle = cls(root, manifest, programs, tokenizer)
         if tokenizer is not None and manifest["goldens"] is not None:
             # The manifest's tokenizer settings are covered by no hash: tie them to the goldens.
-            cases = read_goldens(root, manifest)["cases"]
+            goldens = read_goldens(root, manifest)
+            cases = goldens["cases"]
             differ = bundle.token_id_mismatches(cases)
             if differ:
                 case = cases[differ[0]]
@@ -459,7 +460,7 @@ class Bundle:
                     f"reproduce goldens.json; manifest.json or {manifest['tokenizer']['file']} was changed: "
                     "restore them or re-export the bundle"
                 )
-            qa_cases = read_goldens(root, manifest).get("qa_cases", [])
+            qa_cases = goldens.get("qa_cases", [])
             windows = bundle._qa_window_mismatches(qa_cases, 0)
             answers = sorted({k for name in programs for k in bundle._qa_answer_mismatches(name, qa_cases, 0)})
             if windows or answers:

@@ -1,4 +1,4 @@
-"""``albert-edge pretrain / finetune / evaluate / classify``: thin commands over
+"""``albert-edge pretrain / finetune / finetune-qa / evaluate / classify``: thin commands over
 :mod:`albert_edge.workflows` and :mod:`albert_edge.classifier`."""
 
 from __future__ import annotations
@@ -85,6 +85,31 @@ def cmd_finetune(a: argparse.Namespace) -> None:
                       resume=a.resume, resume_changed=a.resume_changed, teacher=a.teacher,
                       teacher_steps=a.teacher_steps)
     _print_result(a.out, result)
+
+
+def cmd_finetune_qa(a: argparse.Namespace) -> None:
+    from albert_edge.checkpoint import resolve_model_path
+    from albert_edge.config import AlbertConfig
+    from albert_edge.qa import QA_MAX_SEQ_LEN, QASettings
+    from albert_edge.qa_data import read_qa
+    from albert_edge.workflows import evaluate_qa, finetune_qa
+
+    check_writable(Path(a.out), "--out", TrainingError)  # before a teacher or the data is prepared
+    config_file = Path(resolve_model_path(a.model)) / "config.json"
+    if not config_file.is_file():
+        raise TrainingError(f"{a.model}: no config.json there; give a checkpoint folder with its tokenizer, or 'default'")
+    length = a.max_seq_len or min(QA_MAX_SEQ_LEN, AlbertConfig.load(config_file).max_position_embeddings)
+    settings = QASettings.for_length(length, **({"doc_stride": a.doc_stride} if a.doc_stride else {}))
+    train_examples = read_qa(a.data)
+    valid = read_qa(a.valid) if a.valid else []
+    result = finetune_qa(a.model, a.out, train_examples, _training_args(a), settings=settings, valid_examples=valid,
+                         dropout=a.dropout, resume=a.resume, resume_changed=a.resume_changed, teacher=a.teacher,
+                         teacher_steps=a.teacher_steps)
+    _print_result(a.out, result)
+    if valid:
+        scores = evaluate_qa(Path(a.out) / "model", valid, settings)
+        print(f"{a.valid}: exact match {scores['exact_match']:.1f}, F1 {scores['f1']:.1f} "
+              f"({scores['questions']} questions)")
 
 
 def _print_result(out: str, result: dict) -> None:
@@ -177,6 +202,35 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_data_columns(p)
     _add_training_options(p, steps=500, batch_size=32, lr=2e-4)
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("finetune-qa", help="fine-tune an extractive question-answering model on SQuAD-style questions",
+                       description="Fine-tune AlbertForQuestionAnswering from a checkpoint's encoder on a SQuAD "
+                                   "v1.1/v2.0 JSON or JSON Lines file (question, context, answers). Contexts are "
+                                   "cut into windows as `ask` and `export` read them; with --valid the model's "
+                                   "exact match and F1 on it are printed.")
+    p.add_argument("model", metavar="MODEL", help="checkpoint folder with its tokenizer, or 'default'")
+    p.add_argument("--data", required=True, help="training questions (SQuAD .json or .jsonl)")
+    p.add_argument("--valid", default=None, help="validation questions: window accuracy during training, EM/F1 after")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--max-seq-len", type=int, default=None,
+                   help="window length in tokens (default: 384 or the model's maximum if smaller)")
+    p.add_argument("--doc-stride", type=int, default=None,
+                   help="tokens of overlap between a context's windows (default half the window, at most 128)")
+    p.add_argument("--dropout", type=float, default=None, help="hidden dropout while fine-tuning (default: the config's)")
+    g = p.add_argument_group("distillation (build time; needs transformers)")
+    g.add_argument("--teacher", default=None, metavar="CHECKPOINT",
+                   help="a Hugging Face BERT checkpoint folder with a fast tokenizer, or 'default' "
+                        "(all-MiniLM-L6-v2, `make teacher`): fine-tuned on --data first (windows of 256 "
+                        "tokens), then the model learns its start/end distributions too, carried across "
+                        "tokenizers by character offsets")
+    g.add_argument("--teacher-steps", type=int, default=1000,
+                   help="the teacher's fine-tuning steps of 16 questions (default 1000)")
+    g.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="weight of the labels' cross-entropy; 1 - it weighs the teacher's (default 0.5)")
+    g.add_argument("--distill-temperature", type=float, default=2.0,
+                   help="softmax temperature of the teacher and student distributions (default 2.0)")
+    _add_training_options(p, steps=1000, batch_size=32, lr=1e-3)
+    p.set_defaults(func=cmd_finetune_qa)
 
     p = sub.add_parser("evaluate", help="accuracy and macro-F1 of a classifier on a labelled file",
                        description="Evaluate a sequence classifier (eager PyTorch) on a CSV, TSV or JSON "

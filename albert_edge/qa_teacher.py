@@ -119,18 +119,23 @@ def finetune_qa_teacher(
     batch_size: int = 16,
     lr: float = 5e-5,
     warmup_steps: int = 100,
-    max_seq_len: int = 256,
-    stride: int = 64,
+    max_seq_len: int | None = None,
+    stride: int | None = None,
     seed: int = 0,
 ) -> QATeacher:
     """Fine-tune the teacher (all weights, AdamW, linear warm-up then decay) on `examples`: each
     step takes `batch_size` questions and trains on all their windows (cross-entropy of start and
-    end, as ``training.QuestionAnsweringObjective``); deterministic for a seed on one machine."""
+    end, as ``training.QuestionAnsweringObjective``); deterministic for a seed on one machine.
+    Windows of `max_seq_len` tokens (default 256, or the teacher's maximum if smaller) overlapping
+    by `stride` (default a quarter of the window)."""
     if len(examples) < batch_size:
         raise TeacherError(f"{len(examples)} questions; need at least batch_size {batch_size}")
     torch.manual_seed(seed)
     encoder, tokenizer = load_teacher_encoder(teacher_dir or default_teacher_dir())
     _check_fast(tokenizer)
+    if max_seq_len is None:
+        max_seq_len = min(256, encoder.config.max_position_embeddings)
+    stride = max_seq_len // 4 if stride is None else stride
     if max_seq_len > encoder.config.max_position_embeddings:
         raise TeacherError(f"max_seq_len {max_seq_len} exceeds the teacher's max_position_embeddings "
                            f"{encoder.config.max_position_embeddings}")

@@ -34,7 +34,7 @@ from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, 
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.qa import QA_MAX_SEQ_LEN, QASettings, answer_question
 from albert_edge.qa_data import QAExample, squad_scores, training_features
-from albert_edge.qa_teacher import QATeacher, distillation_features, with_targets
+from albert_edge.qa_teacher import QATeacher, distillation_features, finetune_qa_teacher, save_targets, with_targets
 from albert_edge.teacher import finetune_teacher, teacher_logits
 from albert_edge.tokenizer import SPIECE_MODEL, AlbertTokenizer, train_sentencepiece
 from albert_edge.training import (
@@ -50,6 +50,7 @@ from albert_edge.training import (
 log = logging.getLogger(__name__)
 
 TEACHER_LOGITS = "teacher_logits.json"  # in a distilled fine-tuning's run folder
+QA_TEACHER_TARGETS = "teacher_targets.safetensors"  # in a distilled QA fine-tuning's run folder
 
 
 def read_text_documents(paths: Sequence[str | os.PathLike]) -> list[list[str]]:
@@ -325,8 +326,9 @@ def finetune_qa(
     dropout: float | None = None,
     resume: bool = False,
     resume_changed: bool = False,
-    teacher: QATeacher | None = None,
+    teacher: QATeacher | str | os.PathLike | None = None,
     teacher_targets: str | os.PathLike | None = None,
+    teacher_steps: int = 1000,
 ) -> dict[str, Any]:
     """Fine-tune an extractive QA model (``AlbertForQuestionAnswering``) from the encoder in
     `model_path` on questions in memory (``qa_data.QAExample``, e.g. from ``read_qa``).
@@ -334,10 +336,14 @@ def finetune_qa(
     Windows come from `settings` (default ``QASettings.for_length(min(QA_MAX_SEQ_LEN, max_position_embeddings))``,
     384 tokens);
     each window is labelled with its answer's tokens or [CLS] (``qa_data.training_features``).
-    With a `teacher` (``qa_teacher.finetune_qa_teacher``), each training window also carries the
+    With a `teacher` (a fitted ``qa_teacher.QATeacher``), each training window also carries the
     teacher's start/end distributions (``qa_teacher.distillation_features``) and the loss mixes
     them in by ``args.distill_alpha`` / ``distill_temperature``; `teacher_targets` instead reads
     those distributions from a file ``qa_teacher.save_targets`` wrote for the same windows.
+    A `teacher` given as a Hugging Face BERT folder (or "default": the all-MiniLM-L6-v2 of ``make
+    teacher``) is first fine-tuned on the same questions for `teacher_steps` steps
+    (``qa_teacher.finetune_qa_teacher``); its distributions are kept in
+    OUT/teacher_targets.safetensors, which ``resume`` reuses instead of training it again.
     Writes OUT/model (a checkpoint with spiece.model) and returns the validation figures (token
     start/span accuracy of the windows; :func:`evaluate_qa` gives EM/F1)."""
     model_path = Path(resolve_model_path(model_path))
@@ -356,6 +362,10 @@ def finetune_qa(
     train_ft = training_features(train_examples, tokenizer, settings)
     if teacher is not None and teacher_targets is not None:
         raise DataError("give a teacher or its saved teacher_targets, not both")
+    if teacher is not None and not isinstance(teacher, QATeacher):
+        teacher_targets = _qa_teacher_targets(Path(out_dir), teacher, teacher_steps, train_examples, tokenizer,
+                                              settings, train_ft, args.seed, resume)
+        teacher = None
     if teacher is not None:
         train_ft = distillation_features(teacher, train_examples, tokenizer, settings, train_ft)
     elif teacher_targets is not None:
@@ -366,6 +376,21 @@ def finetune_qa(
     return train(model, question_answering_task(tokenizer.pad_id, distill), train_ft, args, out_dir, eval_examples=valid_ft,
                  tokenizer_file=tok_file, resume=resume,
                  resume_changed=resume_changed)
+
+
+def _qa_teacher_targets(out: Path, teacher: str | os.PathLike, steps: int, examples: Sequence[QAExample],
+                        tokenizer: AlbertTokenizer, settings: QASettings, features: Sequence[Any], seed: int,
+                        resume: bool) -> Path:
+    """OUT/teacher_targets.safetensors for `features`: kept from the interrupted run on `resume`,
+    else made by fine-tuning `teacher` (a BERT folder or "default") on `examples`."""
+    check_run_folder(out, resume)  # before the teacher's minutes, not after
+    cache = out / QA_TEACHER_TARGETS
+    if resume and cache.is_file():
+        return cache
+    fitted = finetune_qa_teacher(examples, teacher_dir=None if str(teacher) == "default" else teacher, steps=steps,
+                                 warmup_steps=steps // 10, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    return save_targets(cache, distillation_features(fitted, examples, tokenizer, settings, features))
 
 
 def answer_eagerly(model_path: str | os.PathLike, examples: Sequence[QAExample], settings: QASettings) -> list[str]:

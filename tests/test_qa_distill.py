@@ -5,6 +5,7 @@ that learns from the teacher what its hard labels do not say. Tiny models."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -224,3 +225,41 @@ def test_teacher_and_targets_round_trip_through_files(oracle: QATeacher, teacher
     with pytest.raises(DataError, match="not both"):
         workflows.finetune_qa(REFERENCE, tmp_path / "run2", examples, args, settings=SETTINGS, teacher=oracle,
                               teacher_targets=path)
+
+
+def test_finetune_qa_cli_with_a_teacher_and_resume(teacher_dir: Path, tmp_path: Path, capsys, monkeypatch,
+                                                   one_thread) -> None:
+    from albert_edge.cli import main
+    from albert_edge.qa_data import write_qa_jsonl
+    from albert_edge.qa_teacher import with_targets
+
+    examples = _questions()
+    write_qa_jsonl(tmp_path / "train.jsonl", examples[:20])
+    write_qa_jsonl(tmp_path / "valid.jsonl", examples[20:])
+    out = tmp_path / "run"
+    args = ["finetune-qa", str(REFERENCE), "--data", str(tmp_path / "train.jsonl"), "--valid",
+            str(tmp_path / "valid.jsonl"), "--out", str(out), "--max-seq-len", "48", "--doc-stride", "16",
+            "--steps", "4", "--batch-size", "8", "--save-every", "2", "--quiet",
+            "--teacher", str(teacher_dir), "--teacher-steps", "3", "--distill-alpha", "0.3"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"model written to {out / 'model'}" in printed
+    assert f"{tmp_path / 'valid.jsonl'}: exact match " in printed and "(4 questions)" in printed
+    assert (out / "model" / "config.json").is_file()
+    assert json.loads((out / "metrics.json").read_text())["args"]["distill_alpha"] == 0.3
+    # The teacher's distributions are kept for exactly the student's training windows.
+    windows = training_features(examples[:20], AlbertTokenizer.from_pretrained(REFERENCE), SETTINGS)
+    kept = with_targets(out / workflows.QA_TEACHER_TARGETS, windows)
+    assert all(len(f.teacher_start) == len(f.input_ids) for f in kept)
+    # A second run into the folder is refused before any teacher work; --resume reuses the targets.
+    calls: list[int] = []
+    monkeypatch.setattr(workflows, "finetune_qa_teacher", lambda *a, **k: calls.append(1))
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(args + ["--resume", "--resume-changed", "--steps", "6"]) == 0
+    assert calls == []
+    bad = args[:args.index("--teacher") + 1] + [str(tmp_path / "nope")]
+    bad[bad.index("--out") + 1] = str(tmp_path / "run2")
+    monkeypatch.undo()
+    assert main(bad) == 2
+    assert f"teacher folder {tmp_path / 'nope'} has no config.json" in capsys.readouterr().err

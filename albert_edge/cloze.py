@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from albert_edge.wh_fronting import front
+
 __all__ = ["ClozeQuestion", "cloze_questions", "passages"]
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
@@ -46,6 +48,9 @@ class ClozeQuestion:
     answer: str
     answer_start: int
     kind: str  # the wh-phrase: "when", "what year", "what number", "what"
+    # The same question with the wh-phrase fronted ("In what year was the city founded?"), where
+    # ``wh_fronting.front`` applies; None where it does not.
+    fronted: str | None = None
 
 
 def passages(sentences: Sequence[str], max_words: int = MAX_PASSAGE_WORDS) -> list[list[str]]:
@@ -87,14 +92,16 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w ]", " ", text.lower()).split())
 
 
-def _question(sentence: str, a: int, b: int, kind: str) -> str:
+def _question(sentence: str, a: int, b: int, kind: str) -> tuple[str, str | None]:
+    """The cloze question for the blank sentence[a:b], and its wh-fronted form (or None)."""
     left, right = sentence[:a].split(), sentence[b:].split()
     if len(left) + len(right) + 1 > MAX_QUESTION_WORDS:  # keep the words nearest the blank
         keep = (MAX_QUESTION_WORDS - 1) // 2
         left, right = left[-keep:], right[:keep]
     right_text = " ".join(right).rstrip(" .!?;:,")
     text = re.sub(r" (?=[,;:)])", "", " ".join([*left, kind, right_text]).strip())
-    return text[0].upper() + text[1:] + "?"
+    fronted = front(left, right_text.split(), kind)
+    return text[0].upper() + text[1:] + "?", fronted and re.sub(r" (?=[,;:)])", "", fronted)
 
 
 def cloze_questions(
@@ -116,13 +123,13 @@ def cloze_questions(
             if made == per_sentence:
                 break
             answer = sentence[a:b]
-            question = _question(sentence, a, b, kind)
+            question, fronted = _question(sentence, a, b, kind)
             key = _norm(answer)
             if not key or f" {key} " in f" {_norm(question)} ":
                 continue  # answerable without reading
             if len(re.findall(rf"(?<!\w){re.escape(answer)}(?!\w)", context)) != 1:
                 continue  # ambiguous: the answer text occurs elsewhere in the passage
-            found.append(ClozeQuestion(question, context, answer, offset + a, kind))
+            found.append(ClozeQuestion(question, context, answer, offset + a, kind, fronted))
             made += 1
     rng.shuffle(found)
     return found[:per_passage]

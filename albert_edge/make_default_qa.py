@@ -9,7 +9,9 @@ continues; fine-tuning resumes from its checkpoint):
    and asked for with a wh-phrase, against the whole passage) from the pretraining corpora's
    passages, split as pretraining split them (by document): questions over train documents for
    training, over valid documents for validation, over test documents, which neither pretraining
-   nor fine-tuning ever saw, for the held-out figures. OUT/data/{train,valid,test}.jsonl.
+   nor fine-tuning ever saw, for the held-out figures. Training also gets a twin of each question
+   that ``albert_edge.wh_fronting`` can put in the form people ask ("In what year was the city
+   founded?"); valid and test stay cloze. OUT/data/{train,valid,test}.jsonl.
 2. teacher (build time only, never shipped): all-MiniLM-L6-v2 (``make teacher``) with a start/end
    head fine-tuned on the train questions (``albert_edge.qa_teacher``) into OUT/teacher/model; its
    EM/F1 on the test and hand-written questions; its start/end distributions over every training
@@ -86,8 +88,9 @@ def make_data(out: Path) -> dict[str, Path]:
     stats: dict[str, Any] = {}
     for split in corpora.SPLITS:
         docs = splits[split]
-        examples = cloze_split(split)
+        examples = cloze_split(split, fronted=split == "train")  # training also asks the way people do
         stats[split] = {"documents": len(docs), "questions": len(examples),
+                        "fronted": sum(e.id.endswith("-fronted") for e in examples),
                         "documents_by_source": {s: sum(d.source == s for d in docs) for s in corpora.PRETRAINING_SOURCES}}
         write_qa_jsonl(paths[split], examples)
     atomic_write_json(d / "stats.json", stats)
@@ -299,11 +302,14 @@ def model_card(card: dict[str, Any]) -> str:
         "",
         "Split by document exactly as pretraining split them: questions over train documents for training,",
         "over valid documents for validation, over test documents (never seen by pretraining or",
-        "fine-tuning) for the figures below.",
+        "fine-tuning) for the figures below. Training also has a twin of each question that",
+        "`albert_edge.wh_fronting` can put in the form people ask (\"In what year was the city founded?\"",
+        "for \"The city was founded in what year?\"; the fronted column); validation and test stay cloze.",
         "",
-        "| split | documents | questions |",
-        "| --- | --- | --- |",
-        *[f"| {s} | {data[s]['documents']:,} | {data[s]['questions']:,} |" for s in ("train", "valid", "test")],
+        "| split | documents | questions | of them fronted |",
+        "| --- | --- | --- | --- |",
+        *[f"| {s} | {data[s]['documents']:,} | {data[s]['questions']:,} | {data[s].get('fronted', 0):,} |"
+          for s in ("train", "valid", "test")],
         "",
         "Examples (test split):",
         "",

@@ -16,6 +16,7 @@ answers; a question without answers scores 1 only for the empty prediction.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import re
 import string
@@ -277,11 +278,13 @@ def training_features(
 CLOZE_SEED = 7  # split k of corpora.SPLITS uses seed CLOZE_SEED + k
 
 
-def cloze_split(split: str, limit: int | None = None) -> list[QAExample]:
+def cloze_split(split: str, limit: int | None = None, *, fronted: bool = False) -> list[QAExample]:
     """Cloze questions (``albert_edge.cloze``) over the passages of one split of the pretraining
     corpora, split by document exactly as pretraining split them (``corpora.pretraining_splits``):
     the ``test`` questions come from documents that neither pretraining nor fine-tuning saw.
-    Needs the corpora (`make corpora`). ``limit``: that many questions spread evenly over the split."""
+    Needs the corpora (`make corpora`). ``limit``: that many questions spread evenly over the split.
+    ``fronted``: after them, a twin of every question that ``wh_fronting`` can put in the form
+    people ask (id ``SPLIT-I-fronted``, same passage and answer)."""
     from albert_edge import corpora
     from albert_edge.cloze import questions_of
 
@@ -293,4 +296,7 @@ def cloze_split(split: str, limit: int | None = None) -> list[QAExample]:
                 for i, q in enumerate(questions)]
     if limit is not None and limit < len(examples):
         examples = [examples[i * len(examples) // limit] for i in range(limit)]
+    if fronted:
+        by_id = {f"{split}-{i}": q.fronted for i, q in enumerate(questions)}
+        examples += [dataclasses.replace(e, id=f"{e.id}-fronted", question=by_id[e.id]) for e in examples if by_id[e.id]]
     return examples

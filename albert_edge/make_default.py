@@ -17,13 +17,14 @@ run continues; pretraining and fine-tuning resume from their checkpoints):
    twice the examples and updates in the same time; tweets are short), then a short phase at 128
    so that every position embedding the model ships with is trained.
 4. teacher (build time only, never shipped): the pretrained all-MiniLM-L6-v2 (``make teacher``)
-   fine-tuned on the train tweets (``albert_edge.teacher``), and its logits for every train tweet.
+   fine-tuned on the train tweets (``albert_edge.teacher``), and its logits for every train tweet
+   and for perturbed copies of them (``albert_edge.augment``: transfer text for distillation).
 5. fine-tuning: ``AlbertForSequenceClassification`` from the pretrained encoder on the tweet train
    split, on the labels, evaluated on validation during training and once on test at the end.
 6. ablation: the same fine-tuning from random initialisation; 5 and 6 run side by side in two
    processes of one thread each on a machine with two or more cores.
-7. distillation: the fine-tuned model trained further on the teacher's soft labels (the shipped
-   model).
+7. distillation: the fine-tuned model trained further on the teacher's soft labels for the train
+   tweets and their perturbed copies (the shipped model).
 8. baseline: TF-IDF + logistic regression on the same split (C chosen on validation).
 9. held-out masked-LM and SOP accuracy on validation-split prose documents.
 10. ``MODEL_CARD.md`` + ``card.json``, and the distilled model copied into the package
@@ -59,6 +60,7 @@ from albert_edge.datasets import Row
 from albert_edge.pretraining_data import MaskingConfig
 from albert_edge.tokenizer import AlbertTokenizer, train_sentencepiece
 from albert_edge.metrics import classification_report
+from albert_edge.augment import augment_texts
 from albert_edge.teacher import TEACHER_PACKAGE, finetune_teacher, teacher_logits
 from albert_edge.training import CHECKPOINT_DIR, TrainingArgs, read_log
 from albert_edge.workflows import evaluate_rows, finetune_rows, pretrain_examples, pretraining_examples
@@ -102,9 +104,13 @@ FINETUNE_DROPOUT = 0.1
 TEACHER_STEPS = 1700
 TEACHER_LR = 5e-5
 TEACHER_BATCH = 32
+# Transfer text: perturbed copies of each train tweet, labelled by the teacher (Tang et al., 2019).
+# On the train tweets alone the student stopped at 77.9-78.3% whatever the steps (docs/training.md).
+AUGMENT_COPIES = 4
+AUGMENT_SEED = 0
 # Distillation continues from the fine-tuned model on the teacher's logits only (alpha 0, T 2: the
-# best of the variants measured in docs/training.md; half an epoch, as longer did not help).
-DISTILL = TrainingArgs(steps=850, batch_size=32, lr=3e-4, warmup_steps=85, weight_decay=0.01,
+# best of the variants measured in docs/training.md), half an epoch of train tweets + copies.
+DISTILL = TrainingArgs(steps=2550, batch_size=32, lr=3e-4, warmup_steps=255, weight_decay=0.01,
                        log_every=50, eval_every=425, save_every=100, seed=0, distill_alpha=0.0,
                        distill_temperature=2.0)
 
@@ -166,11 +172,13 @@ def teacher_stage(out: Path, tweets: dict[str, list[corpora.LabelledText]], step
                   teacher_dir: Path | None = None) -> dict[str, Any]:
     """Stage 4: fine-tune the teacher (``teacher_dir``, default the installed all-MiniLM-L6-v2) on
     the train tweets; OUT/teacher/train_logits.json holds its logits for every train tweet, and
-    OUT/teacher/teacher.json its recipe and valid/test figures. Not resumable inside the stage
-    (about half an hour on two cores): an interrupted teacher trains again."""
+    OUT/teacher/augmented.json perturbed copies of them (``augment.augment_texts``; none equal to a
+    valid or test tweet) with its logits, and OUT/teacher/teacher.json its recipe and valid/test
+    figures. Not resumable inside the stage (about half an hour on two cores): an interrupted
+    teacher trains again."""
     d = _stage(out, "teacher")
     result_path = d / "teacher.json"
-    if result_path.exists():
+    if result_path.exists() and (d / "augmented.json").exists():
         return json.loads(result_path.read_text())
     train = tweets["train"]
     fitted = finetune_teacher([t.text for t in train], [LABELS.index(t.label) for t in train], LABELS,
@@ -183,6 +191,11 @@ def teacher_stage(out: Path, tweets: dict[str, list[corpora.LabelledText]], step
         pred = [LABELS[max(range(len(LABELS)), key=row.__getitem__)] for row in logits]
         result[split] = classification_report([t.label for t in tweets[split]], pred, LABELS)
     atomic_write_json(d / "train_logits.json", teacher_logits(fitted, [t.text for t in train]))
+    held_out = {corpora.tweet_key(t.text) for split in ("valid", "test") for t in tweets[split]}
+    copies = augment_texts([t.text for t in train], AUGMENT_COPIES, seed=AUGMENT_SEED, key=corpora.tweet_key,
+                           exclude=held_out)
+    atomic_write_json(d / "augmented.json", {"texts": copies, "logits": teacher_logits(fitted, copies)})
+    result["augmented"] = {"copies_per_tweet": AUGMENT_COPIES, "texts": len(copies), "seed": AUGMENT_SEED}
     atomic_write_json(result_path, result)
     return result
 
@@ -194,10 +207,15 @@ def distill(out: Path, tweets: dict[str, list[corpora.LabelledText]], args: Trai
     result_path = d / "test.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    logits = json.loads((out / "teacher" / "train_logits.json").read_text())
-    finetune_rows(out / "finetune" / "model", d, rows(tweets["train"]), args, labels=LABELS,
+    logits = [tuple(r) for r in json.loads((out / "teacher" / "train_logits.json").read_text())]
+    train = rows(tweets["train"])
+    augmented = json.loads((out / "teacher" / "augmented.json").read_text())
+    for text, row in zip(augmented["texts"], augmented["logits"]):  # labelled by the teacher's choice
+        train.append(Row(text, LABELS[max(range(len(LABELS)), key=row.__getitem__)], None, len(train)))
+        logits.append(tuple(row))
+    finetune_rows(out / "finetune" / "model", d, train, args, labels=LABELS,
                   valid_rows=rows(tweets["valid"]), max_seq_len=FINETUNE_MAX_LEN, dropout=FINETUNE_DROPOUT,
-                  resume=_interrupted(d), teacher_logits=[tuple(r) for r in logits])
+                  resume=_interrupted(d), teacher_logits=logits)
     result = evaluate_rows(d / "model", rows(tweets["test"]), max_seq_len=FINETUNE_MAX_LEN, batch_size=128)
     atomic_write_json(result_path, result)
     return result
@@ -318,7 +336,7 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
     spm_path = build_vocabulary(out, data.prose, data.tweets["train"])
     if not vocab_done:
         timings.done("vocabulary", t0)
-    if not (out / "teacher" / "teacher.json").exists():
+    if not ((out / "teacher" / "teacher.json").exists() and (out / "teacher" / "augmented.json").exists()):
         t0 = time.time()
         teacher_stage(out, data.tweets, teacher_steps, teacher_dir)
         timings.done("teacher", t0)
@@ -451,7 +469,10 @@ def model_card(card: dict[str, Any]) -> str:
         f"- Teacher (build time only, not shipped): {teacher['teacher']}, mean-pooled token states + a linear",
         f"  head, fine-tuned on the train tweets for {teacher['steps']} steps of {teacher['batch_size']} "
         f"(AdamW, lr {teacher['lr']}, max length {teacher['max_seq_len']}); its logits for every train tweet",
-        "  are the soft labels.",
+        f"  and for {teacher['augmented']['texts']:,} perturbed copies of them (up to "
+        f"{teacher['augmented']['copies_per_tweet']} per tweet: words deleted or replaced by other train",
+        "  tweets' words with probability 0.1 each, a quarter cut to a random run of words; none equal to a",
+        "  held-out tweet) are the soft labels.",
         f"- Fine-tuning on the labels: {json.dumps(card['finetuning']['args'])}, max length {FINETUNE_MAX_LEN}, "
         f"dropout {FINETUNE_DROPOUT}.",
         f"- Distillation (the shipped model): from the fine-tuned model, loss alpha·CE(label) + (1-alpha)·T²·"

@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "albert_edge"
 LAYERS = [
     # leaves: errors, file writing, machine facts, option plumbing, pure helpers
     {"errors", "_io", "_machine", "_charsmap", "_spm_proto", "_tokenizer_json", "_textgen", "_quiet", "_procs",
-     "metrics", "backend_options", "cli_args", "cloze", "wh_fronting"},
+     "metrics", "backend_options", "cli_args", "cloze", "wh_fronting", "augment"},
     # settings: the config, the recipe table, training arguments, the report schema
     {"config", "recipes", "training_args", "report_schema"},
     # the model core, the tokenizer and QA windows/decoding; reading and drawing a report

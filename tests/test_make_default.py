@@ -108,6 +108,12 @@ def test_teacher_then_distillation_from_the_finetuned_model(build):
     assert len(logits) == card["split_sizes"]["train"] and {len(r) for r in logits} == {len(make_default.LABELS)}
     assert card["teacher"]["steps"] == 4 and card["teacher"]["test"]["n"] == card["split_sizes"]["test"]
     assert [r["step"] for r in read_log(out / "distill") if r["kind"] == "train"][-1] == 3
+    # Transfer text: perturbed copies of train tweets, none a held-out tweet, each with the teacher's logits.
+    augmented = json.loads((out / "teacher" / "augmented.json").read_text())
+    assert len(augmented["texts"]) == len(augmented["logits"]) == card["teacher"]["augmented"]["texts"] > 0
+    from albert_edge import corpora
+    held_out = {corpora.tweet_key(t.text) for s in ("valid", "test") for t in corpora.tweet_splits()[s]}
+    assert not held_out & {corpora.tweet_key(t) for t in augmented["texts"]}
     # The shipped model is the distilled one, which starts from the labels-only fine-tuned model.
     tuned = load_pretrained(out / "finetune" / "model").state_dict()
     distilled = load_pretrained(out / "distill" / "model").state_dict()

@@ -83,7 +83,7 @@ def cmd_finetune(a: argparse.Namespace) -> None:
                       text_column=a.text_column, label_column=a.label_column,
                       text_pair_column=a.text_pair_column, max_seq_len=a.max_seq_len, dropout=a.dropout,
                       resume=a.resume, resume_changed=a.resume_changed, teacher=a.teacher,
-                      teacher_steps=a.teacher_steps)
+                      teacher_steps=a.teacher_steps, augment=a.augment)
     _print_result(a.out, result)
 
 
@@ -195,6 +195,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="a Hugging Face BERT checkpoint folder, or 'default' (all-MiniLM-L6-v2, `make teacher`): "
                         "fine-tuned on --data first, then the classifier learns from its logits too")
     g.add_argument("--teacher-steps", type=int, default=1000, help="the teacher's fine-tuning steps (default 1000)")
+    g.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="N perturbed copies of each training text (words deleted or swapped, some cut short) "
+                        "labelled by the teacher join the training rows: transfer text (default 0)")
     g.add_argument("--distill-alpha", type=float, default=0.5,
                    help="weight of the labels' cross-entropy; 1 - it weighs the teacher's (default 0.5)")
     g.add_argument("--distill-temperature", type=float, default=2.0,

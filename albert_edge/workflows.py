@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from albert_edge._io import atomic_write_json
+from albert_edge.augment import augment_texts
 from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_model_path
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
@@ -189,6 +190,7 @@ def finetune(
     resume_changed: bool = False,
     teacher: str | os.PathLike | None = None,
     teacher_steps: int = 1000,
+    augment: int = 0,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier from the encoder in `model_path` (a pretraining, encoder or
     classifier checkpoint with its tokenizer) on a labelled CSV/TSV/JSONL file. Labels default to
@@ -198,7 +200,10 @@ def finetune(
     `teacher`: a Hugging Face BERT checkpoint folder (or "default": the all-MiniLM-L6-v2 of
     ``make teacher``), fine-tuned first on the same rows for `teacher_steps` steps
     (``teacher.finetune_teacher``); the classifier is then distilled from its logits, which are
-    kept in OUT/teacher_logits.json so that ``resume`` reuses them instead of training it again."""
+    kept in OUT/teacher_logits.json so that ``resume`` reuses them instead of training it again.
+    `augment`: with a teacher, that many perturbed copies of each training text
+    (``augment.augment_texts``; none equal to a training or validation text) are labelled by the
+    teacher and join the training rows (transfer text), kept in the same file."""
     columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column}
     train_rows = read_labelled(train_file, labels=labels, **columns)
     labels = tuple(labels) if labels else _labels_of(train_rows)
@@ -206,32 +211,46 @@ def finetune(
         raise DataError(f"{train_file}: only one label ({labels[0]!r}) in the training data; need at least 2")
     valid_rows = read_labelled(valid_file, labels=labels, **columns) if valid_file else []
     logits = None
+    if augment and teacher is None:
+        raise DataError(f"augment={augment}: perturbed copies are labelled by a teacher; give one")
     if teacher is not None:
         check_run_folder(Path(out_dir), resume)  # before the teacher's minutes, not after
         cache = Path(out_dir) / TEACHER_LOGITS
         if resume and cache.is_file():
-            logits = json.loads(cache.read_text())
+            kept = json.loads(cache.read_text())
+            logits, copies = (kept, []) if isinstance(kept, list) else (kept["logits"], kept["augmented"])
         else:
+            copies = augment_texts([r.text for r in train_rows], augment, seed=args.seed, key=_text_key,
+                                   exclude={_text_key(r.text) for r in valid_rows}) if augment else []
             logits = distilled_labels(train_rows, labels, teacher=None if str(teacher) == "default" else teacher,
-                                      steps=teacher_steps, seed=args.seed)
+                                      steps=teacher_steps, seed=args.seed, extra_texts=copies)
             Path(out_dir).mkdir(parents=True, exist_ok=True)
-            atomic_write_json(cache, logits)
+            atomic_write_json(cache, {"logits": logits, "augmented": copies} if augment else logits)
+        train_rows = [*train_rows, *(Row(text, labels[max(range(len(labels)), key=row.__getitem__)], None,
+                                         len(train_rows) + i)
+                                     for i, (text, row) in enumerate(zip(copies, logits[len(train_rows):])))]
     return finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
                          max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed,
                          teacher_logits=logits)
 
 
+def _text_key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
 def distilled_labels(rows: Sequence[Row], labels: Sequence[str], *, teacher: str | os.PathLike | None = None,
-                     steps: int = 1000, seed: int = 0, max_seq_len: int = 64) -> list[tuple[float, ...]]:
+                     steps: int = 1000, seed: int = 0, max_seq_len: int = 64,
+                     extra_texts: Sequence[str] = ()) -> list[tuple[float, ...]]:
     """A teacher (``teacher.finetune_teacher``; None: the default all-MiniLM-L6-v2) fine-tuned on
-    `rows` -> its logits for each row, the soft labels ``finetune_rows`` distils from."""
+    `rows` -> its logits for each row, the soft labels ``finetune_rows`` distils from, followed by
+    its logits for each of `extra_texts` (unlabelled transfer text)."""
     if any(r.text_pair is not None for r in rows):
         raise DataError("distillation takes single texts; these rows have text pairs")
     texts = [r.text for r in rows]
     index = {name: i for i, name in enumerate(labels)}
     fitted = finetune_teacher(texts, [index[str(r.label)] for r in rows], labels, teacher_dir=teacher,
                               steps=steps, warmup_steps=steps // 10, max_seq_len=max_seq_len, seed=seed)
-    return teacher_logits(fitted, texts)
+    return teacher_logits(fitted, [*texts, *extra_texts])
 
 
 def finetune_rows(

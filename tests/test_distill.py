@@ -130,9 +130,10 @@ def test_finetune_cli_with_a_teacher(student: Path, tiny_bert: Path, tmp_path: P
             "".join(json.dumps({"text": r.text, "label": r.label}) + "\n" for r in sentiment_rows(n, seed)))
     args = ["finetune", str(student), "--data", str(tmp_path / "train.jsonl"), "--valid", str(tmp_path / "valid.jsonl"),
             "--out", str(tmp_path / "run"), "--steps", "20", "--batch-size", "16", "--max-seq-len", "32", "--quiet",
-            "--teacher", str(tiny_bert), "--teacher-steps", "20", "--distill-alpha", "0.3"]
+            "--teacher", str(tiny_bert), "--teacher-steps", "20", "--distill-alpha", "0.3", "--augment", "1"]
     assert main(args) == 0
     assert (tmp_path / "run" / "model" / "config.json").is_file()
+    assert json.loads((tmp_path / "run" / "teacher_logits.json").read_text())["augmented"]  # --augment reached it
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["args"]["distill_alpha"] == 0.3
     capsys.readouterr()
     bad = args[:args.index("--teacher") + 1] + [str(tmp_path / "nope")]
@@ -178,3 +179,31 @@ def test_resume_reuses_the_teachers_logits(student: Path, tiny_bert: Path, tmp_p
     workflows.finetune(student, out, tmp_path / "train.jsonl", dataclasses.replace(args, steps=6), max_seq_len=32,
                        teacher=tiny_bert, resume=True, resume_changed=True)
     assert calls == []
+
+
+def test_augmented_transfer_text_joins_the_rows_and_is_kept_for_resume(student: Path, tiny_bert: Path,
+                                                                      tmp_path: Path, monkeypatch) -> None:
+    from albert_edge import workflows
+
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps({"text": r.text, "label": r.label}) + "\n" for r in sentiment_rows(40, 8)))
+    out = tmp_path / "run"
+    args = TrainingArgs(steps=3, batch_size=16, save_every=2, progress=False)
+    with pytest.raises(DataError, match="augment=2: perturbed copies are labelled by a teacher"):
+        workflows.finetune(student, out, tmp_path / "train.jsonl", args, max_seq_len=32, augment=2)
+    seen = []
+    real = workflows.finetune_rows
+    monkeypatch.setattr(workflows, "finetune_rows", lambda model, o, rows, *a, **k: (seen.append(rows), real(
+        model, o, rows, *a, **k))[1])
+    workflows.finetune(student, out, tmp_path / "train.jsonl", args, max_seq_len=32, teacher=tiny_bert,
+                       teacher_steps=3, augment=2)
+    kept = json.loads((out / workflows.TEACHER_LOGITS).read_text())
+    copies = kept["augmented"]
+    assert 40 < 40 + len(copies) <= 120 and len(kept["logits"]) == 40 + len(copies)
+    rows = seen[-1]
+    assert [r.text for r in rows[40:]] == copies  # the copies train too, labelled by the teacher's choice
+    assert all(r.label == LABELS[max(range(3), key=lo.__getitem__)] for r, lo in zip(rows[40:], kept["logits"][40:]))
+    monkeypatch.setattr(workflows, "distilled_labels", lambda *a, **k: pytest.fail("the teacher ran again"))
+    workflows.finetune(student, out, tmp_path / "train.jsonl", dataclasses.replace(args, steps=4), max_seq_len=32,
+                       teacher=tiny_bert, augment=2, resume=True, resume_changed=True)
+    assert [r.text for r in seen[-1]] == [r.text for r in rows]

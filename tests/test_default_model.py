@@ -40,21 +40,23 @@ def test_card_reports_every_figure_the_issue_asks_for(card: dict) -> None:
     text = (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
     pre = card["pretraining"]["heldout"]
     assert 0 < pre["mlm_acc"] < 1 and 0 < pre["sop_acc"] < 1
-    for section in ("finetuning", "ablation_from_scratch"):
+    for section in ("distillation", "finetuning", "ablation_from_scratch"):
         test = card[section]["test"]
         assert test["examples"] == card["split_sizes"]["test"]
         assert 0 < test["macro_f1"] <= test["accuracy"] + 0.2
     assert card["baseline_tfidf_logreg"]["report"]["n"] == card["split_sizes"]["test"]
-    for phrase in ("masked-LM accuracy", "sentence-order accuracy", "TF-IDF", "random init", "Wall time", "Hardware"):
+    for phrase in ("masked-LM accuracy", "sentence-order accuracy", "TF-IDF", "random init", "Wall time", "Hardware",
+                   "Teacher (build time only", "before distillation"):
         assert phrase in text
 
 
 def test_shipped_model_is_at_least_as_good_as_the_baseline(card: dict) -> None:
-    # The issue's target on the same split; the card's figures are reproduced from the shipped
+    # The shipped model is the distilled one; its card figures are reproduced from the shipped
     # weights below (test_card_test_figures_are_reproduced), so a weaker model cannot be shipped.
-    tuned, base = card["finetuning"]["test"], card["baseline_tfidf_logreg"]["report"]
-    assert tuned["accuracy"] >= base["accuracy"]
-    assert tuned["macro_f1"] >= base["macro_f1"]
+    shipped, base = card["distillation"]["test"], card["baseline_tfidf_logreg"]["report"]
+    assert shipped["accuracy"] >= 0.785 and shipped["accuracy"] >= base["accuracy"] + 0.02  # issue 25's target
+    assert shipped["macro_f1"] >= base["macro_f1"]
+    assert shipped["accuracy"] > card["finetuning"]["test"]["accuracy"]  # distillation paid
 
 
 def test_load_default_classifies() -> None:
@@ -96,8 +98,8 @@ def test_card_test_figures_are_reproduced(card: dict) -> None:
     # The card was computed with the fine-tuning max length; the classifier's default is longer,
     # which changes nothing for tweets that fit (checked by the share in the card).
     report = classification_report([t.label for t in test], [LABELS[int(i)] for i in probs.argmax(-1)], LABELS)
-    assert report["accuracy"] == pytest.approx(card["finetuning"]["test"]["accuracy"], abs=0.003)
-    assert report["macro_f1"] == pytest.approx(card["finetuning"]["test"]["macro_f1"], abs=0.003)
+    assert report["accuracy"] == pytest.approx(card["distillation"]["test"]["accuracy"], abs=0.003)
+    assert report["macro_f1"] == pytest.approx(card["distillation"]["test"]["macro_f1"], abs=0.003)
 
 
 @pytest.mark.slow
@@ -109,12 +111,14 @@ def test_int8_program_agrees_with_float_on_the_test_split(tmp_path: Path) -> Non
     out = export_bundle("default", tmp_path / "bundle", ["int8"], max_seq_len=128)
     bundle = Bundle.load(out, num_threads=1)
     clf = albert_edge.load_default()
-    texts = [t.text for t in test][:1000]
+    texts = [t.text for t in test]
     eager = clf.predict_proba(texts, batch_size=128).argmax(-1)
     prog = bundle.program("int8")
     int8 = torch.tensor([int(prog.run(*bundle.encode(t))[0].argmax()) for t in texts])
     agreement = (eager == int8).double().mean().item()
-    assert agreement >= 0.99, agreement
+    # Issue 25's target. Measured on a 2-core AMD EPYC: 3 of the 3,414 answers differ (99.91%);
+    # the margin allows 17, for other CPUs' int8 kernels.
+    assert agreement >= 0.995, agreement
 
 
 @pytest.mark.slow

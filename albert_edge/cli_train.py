@@ -155,6 +155,13 @@ def _add_data_columns(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-pair-column", default=None, help="column of a second text, for pair tasks")
 
 
+def _add_distill_mix(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="weight of the labels' cross-entropy; 1 - it weighs the teacher's (default 0.5)")
+    g.add_argument("--distill-temperature", type=float, default=2.0,
+                   help="softmax temperature of the teacher and student distributions (default 2.0)")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pretrain an ALBERT (n-gram MLM + sentence order), from scratch or --init",
                        description="Pretrain AlbertForPreTraining on text files in ALBERT's input format "
@@ -198,10 +205,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--augment", type=int, default=0, metavar="N",
                    help="N perturbed copies of each training text (words deleted or swapped, some cut short) "
                         "labelled by the teacher join the training rows: transfer text (default 0)")
-    g.add_argument("--distill-alpha", type=float, default=0.5,
-                   help="weight of the labels' cross-entropy; 1 - it weighs the teacher's (default 0.5)")
-    g.add_argument("--distill-temperature", type=float, default=2.0,
-                   help="softmax temperature of the teacher and student distributions (default 2.0)")
+    _add_distill_mix(g)
     _add_data_columns(p)
     _add_training_options(p, steps=500, batch_size=32, lr=2e-4)
     p.set_defaults(func=cmd_finetune)
@@ -228,10 +232,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "tokenizers by character offsets")
     g.add_argument("--teacher-steps", type=int, default=1000,
                    help="the teacher's fine-tuning steps of 16 questions (default 1000)")
-    g.add_argument("--distill-alpha", type=float, default=0.5,
-                   help="weight of the labels' cross-entropy; 1 - it weighs the teacher's (default 0.5)")
-    g.add_argument("--distill-temperature", type=float, default=2.0,
-                   help="softmax temperature of the teacher and student distributions (default 2.0)")
+    _add_distill_mix(g)
     _add_training_options(p, steps=1000, batch_size=32, lr=1e-3)
     p.set_defaults(func=cmd_finetune_qa)
 

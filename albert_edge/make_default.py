@@ -25,7 +25,8 @@ run continues; pretraining and fine-tuning resume from their checkpoints):
    processes of one thread each on a machine with two or more cores.
 7. distillation: the fine-tuned model trained further on the teacher's soft labels for the train
    tweets and their perturbed copies (the shipped model).
-8. baseline: TF-IDF + logistic regression on the same split (C chosen on validation).
+8. baseline: TF-IDF + logistic regression on the same split (C chosen on validation); the int8
+   program (``export_bundle``) on every test tweet: its accuracy and agreement with fp32.
 9. held-out masked-LM and SOP accuracy on validation-split prose documents.
 10. ``MODEL_CARD.md`` + ``card.json``, and the distilled model copied into the package
    (``albert_edge/default_model/``) with ``--install``.
@@ -113,6 +114,33 @@ AUGMENT_SEED = 0
 DISTILL = TrainingArgs(steps=2550, batch_size=32, lr=3e-4, warmup_steps=255, weight_decay=0.01,
                        log_every=50, eval_every=425, save_every=100, seed=0, distill_alpha=0.0,
                        distill_temperature=2.0)
+
+
+def int8_program(out: Path, test: list[corpora.LabelledText]) -> dict[str, Any]:
+    """Stage 8b: the distilled model exported as an int8 program (OUT/bundle), run on every test
+    tweet: accuracy, agreement with the eager fp32 model and the answers it changes
+    (OUT/distill/int8.json)."""
+    from albert_edge.bundle import export_bundle
+    from albert_edge.classifier import TextClassifier
+    from albert_edge.runtime import Bundle
+
+    path = out / "distill" / "int8.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    model, bundle_dir = out / "distill" / "model", out / "bundle"
+    if not (bundle_dir / "manifest.json").exists():
+        export_bundle(model, bundle_dir, ("int8",), max_seq_len=MAX_SEQ_LEN)
+    bundle = Bundle.load(bundle_dir)
+    program = bundle.program("int8")
+    texts = [t.text for t in test]
+    eager = TextClassifier.from_pretrained(model).predict_proba(texts, batch_size=128).argmax(-1).tolist()
+    int8 = [int(program.run(*bundle.encode(t))[0].argmax()) for t in texts]
+    result = {"examples": len(texts), "changed": sum(a != b for a, b in zip(eager, int8)),
+              "agreement": sum(a == b for a, b in zip(eager, int8)) / len(texts),
+              "accuracy": sum(LABELS[i] == t.label for i, t in zip(int8, test)) / len(texts),
+              "size_bytes": (bundle_dir / "model_int8.pte").stat().st_size}
+    atomic_write_json(path, result)
+    return result
 
 
 def _stage(out: Path, name: str) -> Path:
@@ -357,11 +385,17 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
         val_texts=[t.text for t in tweets["valid"]], val_labels=[t.label for t in tweets["valid"]],
         **({"c_grid": (1.0,)} if smoke else {}))
     timings.done("baseline", t0)
+    if not (out / "distill" / "int8.json").exists():
+        t0 = time.time()
+        int8_program(out, tweets["test"])
+        timings.done("int8 program", t0)
+    int8 = int8_program(out, tweets["test"])
 
     card = build_card(out, data, spm_path, pretrain_args, long_args, finetune_args, tuned, scratch, baseline,
                       timings.times)
     card["teacher"] = teacher
     card["distillation"] = {"args": dataclasses.asdict(distill_args), "test": distilled}
+    card["int8"] = int8
     atomic_write_json(out / "card.json", card)
     atomic_write_text(out / "MODEL_CARD.md", model_card(card))
     if install:
@@ -492,6 +526,9 @@ def model_card(card: dict[str, Any]) -> str:
         f"{_pct(short_data['valid_sop_majority_share'])}) |",
         f"| sentiment test accuracy, this model | {_pct(tuned['accuracy'])} |",
         f"| sentiment test macro-F1, this model | {tuned['macro_f1']:.3f} |",
+        f"| int8 program ({card['int8']['size_bytes'] / 1e6:.1f} MB): accuracy / agreement with fp32 | "
+        f"{_pct(card['int8']['accuracy'])} / {100 * card['int8']['agreement']:.2f}% ({card['int8']['changed']} of "
+        f"{card['int8']['examples']:,} answers differ) |",
         f"| before distillation (fine-tuned on the labels only): accuracy / macro-F1 | {_pct(labels_only['accuracy'])} "
         f"/ {labels_only['macro_f1']:.3f} |",
         f"| teacher (build time only, 22.7M parameters; not shipped): accuracy / macro-F1 | "

@@ -122,4 +122,9 @@ def test_teacher_then_distillation_from_the_finetuned_model(build):
     assert card["model"]["parameters"] == load_pretrained(out / "distill" / "model").num_parameters()
     text = (out / "MODEL_CARD.md").read_text()
     assert "Teacher (build time only" in text and "before distillation" in text
-    assert {"teacher", "distillation"} <= set(card["timings_s"])
+    assert {"teacher", "distillation", "int8 program"} <= set(card["timings_s"])
+    int8 = card["int8"]  # the shipped model's int8 program on every test tweet
+    assert int8["examples"] == card["split_sizes"]["test"] and 0 <= int8["changed"] <= int8["examples"]
+    assert int8["agreement"] == pytest.approx(1 - int8["changed"] / int8["examples"])
+    assert (out / "bundle" / "model_int8.pte").stat().st_size == int8["size_bytes"]
+    assert "int8 program" in text

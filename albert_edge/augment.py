@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
+from albert_edge.errors import DataError
+
 __all__ = ["augment_texts"]
 
 
@@ -40,12 +42,12 @@ def augment_texts(texts: Sequence[str], copies: int, *, seed: int = 0, key: Call
     """Up to `copies` perturbed copies of each text, in order of their source (see the module
     docstring). `key` normalises a text for the duplicate and `exclude` checks."""
     if copies < 0 or isinstance(copies, bool):
-        raise ValueError(f"copies={copies!r}; accepted: an integer >= 0")
+        raise DataError(f"augment: copies={copies!r}; accepted: an integer >= 0")
     for name, p in (("p_delete", p_delete), ("p_replace", p_replace), ("p_ngram", p_ngram)):
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name}={p!r}; accepted: a probability in [0, 1]")
+            raise DataError(f"augment: {name}={p!r}; accepted: a probability in [0, 1]")
     if p_delete + p_replace > 1.0:
-        raise ValueError(f"p_delete + p_replace = {p_delete + p_replace}; accepted: at most 1")
+        raise DataError(f"augment: p_delete + p_replace = {p_delete + p_replace}; accepted: at most 1")
     rng = random.Random(seed)
     vocabulary = sorted({w for t in texts for w in t.split()})
     seen = {key(t) for t in texts} | set(exclude)

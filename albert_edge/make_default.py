@@ -64,7 +64,8 @@ from albert_edge.metrics import classification_report
 from albert_edge.augment import augment_texts
 from albert_edge.teacher import TEACHER_PACKAGE, finetune_teacher, teacher_logits
 from albert_edge.training import CHECKPOINT_DIR, TrainingArgs, read_log
-from albert_edge.workflows import evaluate_rows, finetune_rows, pretrain_examples, pretraining_examples
+from albert_edge.workflows import (evaluate_rows, finetune_rows, pretrain_examples, pretraining_examples,
+                                   transfer_rows)
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +239,8 @@ def distill(out: Path, tweets: dict[str, list[corpora.LabelledText]], args: Trai
     logits = [tuple(r) for r in json.loads((out / "teacher" / "train_logits.json").read_text())]
     train = rows(tweets["train"])
     augmented = json.loads((out / "teacher" / "augmented.json").read_text())
-    for text, row in zip(augmented["texts"], augmented["logits"]):  # labelled by the teacher's choice
-        train.append(Row(text, LABELS[max(range(len(LABELS)), key=row.__getitem__)], None, len(train)))
-        logits.append(tuple(row))
+    train += transfer_rows(augmented["texts"], augmented["logits"], LABELS, len(train))
+    logits += [tuple(r) for r in augmented["logits"]]
     finetune_rows(out / "finetune" / "model", d, train, args, labels=LABELS,
                   valid_rows=rows(tweets["valid"]), max_seq_len=FINETUNE_MAX_LEN, dropout=FINETUNE_DROPOUT,
                   resume=_interrupted(d), teacher_logits=logits)

@@ -226,12 +226,18 @@ def finetune(
                                       steps=teacher_steps, seed=args.seed, extra_texts=copies)
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             atomic_write_json(cache, {"logits": logits, "augmented": copies} if augment else logits)
-        train_rows = [*train_rows, *(Row(text, labels[max(range(len(labels)), key=row.__getitem__)], None,
-                                         len(train_rows) + i)
-                                     for i, (text, row) in enumerate(zip(copies, logits[len(train_rows):])))]
+        train_rows = [*train_rows, *transfer_rows(copies, logits[len(train_rows):], labels, len(train_rows))]
     return finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
                          max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed,
                          teacher_logits=logits)
+
+
+def transfer_rows(texts: Sequence[str], logits: Sequence[Sequence[float]], labels: Sequence[str],
+                  first_index: int = 0) -> list[Row]:
+    """Unlabelled transfer texts as training rows, each labelled with the teacher's choice (the
+    argmax of its `logits` row); indices continue from `first_index`."""
+    return [Row(text, labels[max(range(len(labels)), key=row.__getitem__)], None, first_index + i)
+            for i, (text, row) in enumerate(zip(texts, logits, strict=True))]
 
 
 def _text_key(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from albert_edge.augment import augment_texts
+from albert_edge.errors import DataError
 
 TEXTS = ["the flight was late again and nobody helped", "what a lovely day at the beach with friends",
          "my phone battery died in the middle of the call", "thanks for the quick reply, very kind of you"]
@@ -38,9 +39,9 @@ def test_excluded_keys_never_come_out() -> None:
 def test_no_perturbation_gives_nothing_new_and_bad_arguments_are_refused() -> None:
     assert augment_texts(TEXTS, 5, p_delete=0, p_replace=0, p_ngram=0) == []  # every copy equals its source
     assert augment_texts(TEXTS, 0) == []
-    with pytest.raises(ValueError, match="copies=-1"):
+    with pytest.raises(DataError, match="copies=-1"):
         augment_texts(TEXTS, -1)
-    with pytest.raises(ValueError, match="p_delete=1.5"):
+    with pytest.raises(DataError, match="p_delete=1.5"):
         augment_texts(TEXTS, 1, p_delete=1.5)
-    with pytest.raises(ValueError, match="at most 1"):
+    with pytest.raises(DataError, match="at most 1"):
         augment_texts(TEXTS, 1, p_delete=0.6, p_replace=0.6)

@@ -29,7 +29,10 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
     # Ctrl-C reaches the whole process group: a worker ends at once and quietly (exit 130), and
     # its parent reports the interruption in one line, instead of every worker printing a traceback.
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    # Where SIGINT is ignored (a job started in the background by a shell, nohup), the parent
+    # ignores it too, and so does the worker: dying alone would only break the parent's pool.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def alive(pid: int) -> bool:

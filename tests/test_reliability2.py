@@ -79,9 +79,11 @@ def test_ctrl_c_ends_in_one_line_with_no_worker_tracebacks(tmp_path):
     import sys
     import time
 
+    # As from an interactive shell: a test run started in the background inherits SIGINT ignored.
     proc = subprocess.Popen([sys.executable, "-m", "albert_edge", "export", "tiny", "--recipe", "fp32", "--recipe",
                              "int8", "--jobs", "2", "--out", str(tmp_path / "b")],
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(8)  # imports done, workers lowering
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -311,3 +313,18 @@ def test_ask_reads_a_context_file_whose_name_is_not_utf8(tmp_path, capsys, bundl
     rc, _, err = run_cli(["ask", str(bundle_dir), "--question", "What?", "--context", f"@{tmp_path / name}"], capsys)
     # (a classification bundle: refused for its task, after the file was read, not for the file's name)
     assert rc == 2 and "not UTF-8" not in err and "answer needs a 'question-answering' bundle" in err, err
+
+
+@pytest.mark.parametrize(("disposition", "rc", "out"), [("SIG_DFL", 130, ""), ("SIG_IGN", 0, "alive\n")])
+def test_a_worker_follows_its_parents_sigint(disposition, rc, out):
+    """A worker ends on Ctrl-C (exit 130), unless SIGINT is ignored, as in a background job,
+    where the parent ignores it too and a dead worker would only break its pool."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import os, signal, time; from albert_edge._procs import die_with_parent; "
+            "die_with_parent(os.getppid()); os.kill(os.getpid(), signal.SIGINT); time.sleep(0.5); print('alive')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, getattr(signal, disposition)))
+    assert (proc.returncode, proc.stdout) == (rc, out), proc.stderr

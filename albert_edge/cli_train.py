@@ -90,16 +90,14 @@ def cmd_finetune(a: argparse.Namespace) -> None:
 def cmd_finetune_qa(a: argparse.Namespace) -> None:
     from albert_edge.checkpoint import resolve_model_path
     from albert_edge.config import AlbertConfig
-    from albert_edge.qa import QA_MAX_SEQ_LEN, QASettings
+    from albert_edge.qa import QASettings
     from albert_edge.qa_data import read_qa
     from albert_edge.workflows import evaluate_qa, finetune_qa
 
     check_writable(Path(a.out), "--out", TrainingError)  # before a teacher or the data is prepared
-    config_file = Path(resolve_model_path(a.model)) / "config.json"
-    if not config_file.is_file():
-        raise TrainingError(f"{a.model}: no config.json there; give a checkpoint folder with its tokenizer, or 'default'")
-    length = a.max_seq_len or min(QA_MAX_SEQ_LEN, AlbertConfig.load(config_file).max_position_embeddings)
-    settings = QASettings.for_length(length, **({"doc_stride": a.doc_stride} if a.doc_stride else {}))
+    stride = {"doc_stride": a.doc_stride} if a.doc_stride else {}
+    settings = (QASettings.for_length(a.max_seq_len, **stride) if a.max_seq_len else
+                QASettings.for_positions(AlbertConfig.load(resolve_model_path(a.model)).max_position_embeddings, **stride))
     train_examples = read_qa(a.data)
     valid = read_qa(a.valid) if a.valid else []
     result = finetune_qa(a.model, a.out, train_examples, _training_args(a), settings=settings, valid_examples=valid,

@@ -100,8 +100,7 @@ def _question(sentence: str, a: int, b: int, kind: str) -> tuple[str, str | None
         left, right = left[-keep:], right[:keep]
     right_text = " ".join(right).rstrip(" .!?;:,")
     text = re.sub(r" (?=[,;:)])", "", " ".join([*left, kind, right_text]).strip())
-    fronted = front(left, right_text.split(), kind)
-    return text[0].upper() + text[1:] + "?", fronted and re.sub(r" (?=[,;:)])", "", fronted)
+    return text[0].upper() + text[1:] + "?", front(left, right_text.split(), kind)
 
 
 def cloze_questions(

@@ -115,6 +115,12 @@ class QASettings:
         }
         return cls(**{**values, **overrides})
 
+    @classmethod
+    def for_positions(cls, max_position_embeddings: int, **overrides: Any) -> QASettings:
+        """The default settings for a model of ``max_position_embeddings`` positions: windows of
+        ``QA_MAX_SEQ_LEN`` tokens, or the model's maximum if smaller (see :meth:`for_length`)."""
+        return cls.for_length(min(QA_MAX_SEQ_LEN, max_position_embeddings), **overrides)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

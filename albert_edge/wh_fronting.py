@@ -49,8 +49,6 @@ def _wh_phrase(kind: str, prep: str | None) -> str:
         return f"{prep} what year"
     if kind == "what" and prep in _PLACE_PREPS:
         return "where"
-    if kind == "what" and prep == "from":
-        return "where"  # "from" stays at the end: "Where was she from?"
     if kind == "what" and prep in _PERSON_PREPS:
         return f"{prep} whom"
     return f"{prep} {kind}"

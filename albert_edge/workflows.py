@@ -33,7 +33,7 @@ from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
 from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
-from albert_edge.qa import QA_MAX_SEQ_LEN, QASettings, answer_question
+from albert_edge.qa import QASettings, answer_question
 from albert_edge.qa_data import QAExample, squad_scores, training_features
 from albert_edge.qa_teacher import QATeacher, distillation_features, finetune_qa_teacher, save_targets, with_targets
 from albert_edge.teacher import finetune_teacher, teacher_logits
@@ -358,7 +358,7 @@ def finetune_qa(
     """Fine-tune an extractive QA model (``AlbertForQuestionAnswering``) from the encoder in
     `model_path` on questions in memory (``qa_data.QAExample``, e.g. from ``read_qa``).
 
-    Windows come from `settings` (default ``QASettings.for_length(min(QA_MAX_SEQ_LEN, max_position_embeddings))``,
+    Windows come from `settings` (default ``QASettings.for_positions(max_position_embeddings)``,
     384 tokens);
     each window is labelled with its answer's tokens or [CLS] (``qa_data.training_features``).
     With a `teacher` (a fitted ``qa_teacher.QATeacher``), each training window also carries the
@@ -377,7 +377,7 @@ def finetune_qa(
     config = dataclasses.replace(source.config, labels=("start", "end"))
     if dropout is not None:
         config = dataclasses.replace(config, hidden_dropout_prob=dropout)
-    settings = settings or QASettings.for_length(min(QA_MAX_SEQ_LEN, config.max_position_embeddings))
+    settings = settings or QASettings.for_positions(config.max_position_embeddings)
     if settings.max_seq_len > config.max_position_embeddings:
         raise DataError(f"max_seq_len {settings.max_seq_len} exceeds the model's max_position_embeddings "
                         f"{config.max_position_embeddings}")
@@ -434,10 +434,10 @@ def evaluate_qa(model_path: str | os.PathLike, examples: Sequence[QAExample], se
 def eager_answers(model_path: str | os.PathLike, question: str, context: str, *, top_k: int = 1,
                   settings: QASettings | None = None) -> list[dict[str, Any]]:
     """Answers of the QA checkpoint in `model_path` (eager fp32), ``albert_edge.qa`` decoding;
-    settings default to ``QASettings.for_length(min(QA_MAX_SEQ_LEN, max_position_embeddings))``."""
+    settings default to ``QASettings.for_positions(max_position_embeddings)``."""
     model = _load_qa_model(model_path)
     tokenizer = AlbertTokenizer.from_pretrained(resolve_model_path(model_path))
-    settings = settings or QASettings.for_length(min(QA_MAX_SEQ_LEN, model.config.max_position_embeddings))
+    settings = settings or QASettings.for_positions(model.config.max_position_embeddings)
     return answer_question(tokenizer, _eager_runner(model), question, context, settings, top_k)
 
 

@@ -89,8 +89,10 @@ class LoweredProgram:
     recipe: Recipe
     max_seq_len: int
     dynamic: bool
-    report: DelegationReport
+    report: DelegationReport  # forward's
     seconds: float
+    # the other methods' (an adaptive program's embed, layer and exit_k), by method name
+    method_reports: dict[str, DelegationReport] = field(default_factory=dict)
 
 
 def _op_name(target: Any) -> str:

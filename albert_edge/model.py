@@ -213,16 +213,43 @@ class AlbertModel(AlbertPreTrainedModel):
     def encode(self, input_ids: Tensor, attention_mask: Tensor | None, token_type_ids: Tensor | None) -> Tensor:
         """int64 (B, S) inputs (mask: 1 = token, 0 = padding) -> last hidden state, float (B, S, H)."""
         x = self.embeddings(input_ids, token_type_ids)  # (B, S, E)
+        return self.encoder(x, self.additive_mask(attention_mask, x.dtype))
+
+    def additive_mask(self, attention_mask: Tensor | None, dtype: torch.dtype) -> Tensor:
+        """The attention mask every layer step adds to its scores: 0 where attended, dtype-min on padding.
+
+        Built once per forward and shared by every layer step: (1, 1, S) for one sequence,
+        (B*nh, 1, S) for a batch (one row per (sequence, head), matching the attention's folded
+        batch), a scalar 0 when ``attention_mask`` is None (nothing masked).
+        """
         if attention_mask is None:
-            mask = torch.zeros((), dtype=x.dtype)  # nothing masked; broadcasts to (B*nh, S, S)
-        else:
-            # Built once and shared by every layer: 0 where attended, dtype-min on padding.
-            B, nh = input_ids.shape[0], self.config.num_attention_heads
-            keep = attention_mask[:, None, :].to(x.dtype)  # (B, 1, S)
-            if B > 1:  # one row per (sequence, head), matching the attention's folded batch
-                keep = keep.repeat_interleave(nh, dim=0)  # (B*nh, 1, S)
-            mask = (1.0 - keep) * torch.finfo(x.dtype).min
-        return self.encoder(x, mask)
+            return torch.zeros((), dtype=dtype)  # broadcasts to (B*nh, S, S)
+        B, nh = attention_mask.shape[0], self.config.num_attention_heads
+        keep = attention_mask[:, None, :].to(dtype)  # (B, 1, S)
+        if B > 1:
+            keep = keep.repeat_interleave(nh, dim=0)  # (B*nh, 1, S)
+        return (1.0 - keep) * torch.finfo(dtype).min
+
+    def embed(self, input_ids: Tensor, token_type_ids: Tensor | None) -> Tensor:
+        """The first hidden state (B, S, H): the factorized embedding and its E -> H projection."""
+        return self.encoder.embedding_hidden_mapping_in(self.embeddings(input_ids, token_type_ids))
+
+    def layer_step(self, hidden: Tensor, mask: Tensor, step: int) -> Tensor:
+        """Layer step ``step`` (0-based) on ``hidden`` under the additive ``mask``; ``encode`` is
+        ``embed`` then every step in order, the same operations in the same order."""
+        return self.encoder.albert_layer_groups[step // self.encoder.layers_per_group](hidden, mask)
+
+    def encode_steps(
+        self, input_ids: Tensor, attention_mask: Tensor | None, token_type_ids: Tensor | None
+    ) -> list[Tensor]:
+        """The hidden state after every layer step, (B, S, H) each; the last is ``encode``'s output."""
+        x = self.embed(input_ids, token_type_ids)
+        mask = self.additive_mask(attention_mask, x.dtype)
+        states = []
+        for i in range(self.config.num_hidden_layers):
+            x = self.layer_step(x, mask, i)
+            states.append(x)
+        return states
 
     def pool(self, sequence_output: Tensor) -> Tensor:
         """(B, S, H) -> tanh(W h_[CLS] + b), (B, H)."""

@@ -135,8 +135,10 @@ def to_delegate_form(model: nn.Module, gelu: str = "exact") -> nn.Module:
 def _quantize_word_embedding(model: nn.Module, recipe: Recipe) -> None:
     if recipe.embedding == "fp32":
         return
+    emb = model.albert.embeddings if hasattr(model, "albert") else getattr(model, "embeddings", None)
+    if emb is None:  # a piece without the embedding (an adaptive program's layer step or exit head)
+        return
     register_quantized_ops()
-    emb = model.albert.embeddings if hasattr(model, "albert") else model.embeddings
     bits = {"int8": 8, "int4": 4}[recipe.embedding]
     # The MLM decoder is tied to this table; it keeps its own float copy (a linear layer).
     emb.word_embeddings = QuantizedEmbedding(

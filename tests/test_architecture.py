@@ -26,12 +26,12 @@ LAYERS = [
     # settings: the config, the recipe table, training arguments, the report schema
     {"config", "recipes", "training_args", "report_schema"},
     # the model core, the tokenizer and QA windows/decoding; reading and drawing a report
-    {"model", "tokenizer", "qa", "report", "verdict"},
+    {"model", "tokenizer", "qa", "report", "verdict", "exits"},
     # what the model core is loaded from, quantized with, trained on; the bundle format
     {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline", "teacher",
      "bundle_format", "qa_data", "qa_teacher", "eval_data"},
     # lowering, running programs, the training loop
-    {"lowering", "runtime", "training"},
+    {"lowering", "runtime", "training", "adaptive", "adaptive_runtime"},
     # making bundles, the eager classifier, profiling, the training workflows
     {"bundle", "classifier", "profiling", "workflows"},
     # comparing programs, the default-model recipes

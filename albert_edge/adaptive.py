@@ -1,0 +1,163 @@
+"""Adaptive-depth programs: the pieces of an early-exit classifier as methods of one ``.pte``.
+
+An app (or ``AdaptiveProgram.classify``) runs them in a loop::
+
+    h = embed(input_ids, token_type_ids)              # (1, S, H)
+    for k in 1..num_steps:
+        h = layer(h, attention_mask)                  # the shared layer, step k
+        logits = exit_k(h)                            # (1, num_labels)
+        if k == num_steps or rule.stops(logits so far): break
+
+The program also keeps ``forward`` (full depth in one call, the classifier's usual program), so
+everything that runs a plain bundle runs this one. ``layer`` is one method whatever the depth:
+ALBERT's shared layer is stored and packed once. ``exit_{num_steps}`` is the model's own pooler
+and classifier, so full depth through the loop is the model; in fp32 it gives forward's logits
+bit for bit (tested).
+
+Constant methods: the bounds every program has, plus ``get_num_steps`` and ``get_num_labels``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from albert_edge.exits import ExitError, ExitHeads
+from albert_edge.lowering import (
+    LoweredProgram,
+    _partitioner,
+    delegation_report,
+    dynamic_shapes,
+    infer_single_dynamic_dim,
+    program_constants,
+)
+from albert_edge.model import example_inputs as make_example_inputs
+from albert_edge.quantize import quantize, register_quantized_ops
+from albert_edge.recipes import Recipe
+
+log = logging.getLogger(__name__)
+
+STEP_METHODS = ("embed", "layer")
+
+
+def exit_method(step: int) -> str:
+    """The method that classifies the hidden state after layer step ``step`` (1-based)."""
+    return f"exit_{step}"
+
+
+class EmbedPiece(nn.Module):
+    """(input_ids, token_type_ids) -> the first hidden state (1, S, H)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.config = model.config
+        self.embeddings = model.albert.embeddings
+        self.embedding_hidden_mapping_in = model.albert.encoder.embedding_hidden_mapping_in
+
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
+        return self.embedding_hidden_mapping_in(self.embeddings(input_ids, token_type_ids))
+
+
+class LayerPiece(nn.Module):
+    """(hidden (1, S, H), attention_mask (1, S) int64) -> hidden: one step of the shared layer,
+    under the additive mask ``AlbertModel.additive_mask`` builds (the same operations)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.config = model.config
+        self.group = model.albert.encoder.albert_layer_groups[0]
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
+        keep = attention_mask[:, None, :].to(hidden.dtype)
+        return self.group(hidden, (1.0 - keep) * torch.finfo(hidden.dtype).min)
+
+
+class ExitPiece(nn.Module):
+    """hidden (1, S, H) -> logits (1, num_labels): tanh(dense([CLS])) -> classifier."""
+
+    def __init__(self, config: Any, dense: nn.Linear, classifier: nn.Linear):
+        super().__init__()
+        self.config = config
+        self.dense = dense
+        self.classifier = classifier
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.classifier(torch.tanh(self.dense(hidden[:, 0])))
+
+
+def pieces(model: nn.Module, exits: ExitHeads) -> dict[str, tuple[nn.Module, tuple[str, ...]]]:
+    """The methods of an adaptive program (besides forward): name -> (module, input names)."""
+    exits.check_fits(model, "exit heads")
+    if model.config.num_hidden_groups != 1:
+        raise ExitError(f"adaptive programs need one shared layer group (num_hidden_groups=1); this model has "
+                        f"{model.config.num_hidden_groups}, so a layer step is not one method")
+    L = model.config.num_hidden_layers
+    out: dict[str, tuple[nn.Module, tuple[str, ...]]] = {
+        "embed": (EmbedPiece(model), ("input_ids", "token_type_ids")),
+        "layer": (LayerPiece(model), ("hidden", "attention_mask")),
+    }
+    for k, head in enumerate(exits.heads, start=1):
+        out[exit_method(k)] = (ExitPiece(model.config, head.dense, head.classifier), ("hidden",))
+    out[exit_method(L)] = (ExitPiece(model.config, model.albert.pooler, model.classifier), ("hidden",))
+    return out
+
+
+def _examples(config: Any, seq: int) -> dict[str, Tensor]:
+    ids, mask, types = make_example_inputs(config, seq)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+            "hidden": torch.randn(1, seq, config.hidden_size, generator=torch.Generator().manual_seed(0))}
+
+
+def export_adaptive_program(
+    model: nn.Module,
+    exits: ExitHeads,
+    recipe: Recipe,
+    *,
+    max_seq_len: int = 128,
+    dynamic: bool = True,
+    calibration: list[tuple[Tensor, ...]] | None = None,
+) -> LoweredProgram:
+    """Quantize (copies), export and lower ``forward`` and the loop's methods into one program."""
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+    config = model.config
+    if not 1 <= max_seq_len <= config.max_position_embeddings:
+        raise ValueError(
+            f"max_seq_len must be in [1, max_position_embeddings={config.max_position_embeddings}], got {max_seq_len}"
+        )
+    start = time.perf_counter()
+    register_quantized_ops()
+    model = model.eval()
+    seq = min(max_seq_len, 16) if dynamic else max_seq_len
+    examples = _examples(config, seq)
+    full_example = tuple(examples[n] for n in ("input_ids", "attention_mask", "token_type_ids"))
+    seq_dim = torch.export.Dim("seq", min=1, max=max_seq_len) if dynamic else None
+    programs = {}
+    q = quantize(model, recipe, calibration or [full_example], dynamic_shapes=dynamic_shapes(max_seq_len) if dynamic else None)
+    with torch.no_grad():
+        programs["forward"] = torch.export.export(q, full_example, dynamic_shapes=dynamic_shapes(max_seq_len) if dynamic else None)
+    for name, (piece, inputs) in pieces(model, exits).items():
+        example = tuple(examples[n] for n in inputs)
+        shapes = tuple({1: seq_dim} for _ in inputs) if dynamic else None
+        qp = quantize(piece, recipe, [example], dynamic_shapes=shapes)
+        with torch.no_grad():
+            programs[name] = torch.export.export(qp, example, dynamic_shapes=shapes)
+    constants = {**program_constants(config, max_seq_len, dynamic), "get_num_steps": config.num_hidden_layers,
+                 "get_num_labels": config.num_labels}
+    edge = to_edge_transform_and_lower(
+        programs,
+        transform_passes=[infer_single_dynamic_dim],
+        partitioner=[_partitioner()],
+        compile_config=EdgeCompileConfig(_check_ir_validity=False),
+        constant_methods=constants,
+    )
+    report = delegation_report(edge.exported_program("forward"))
+    reports = {name: delegation_report(edge.exported_program(name)) for name in programs if name != "forward"}
+    buffer = edge.to_executorch().buffer
+    seconds = time.perf_counter() - start
+    log.info("lowered adaptive %s: %d bytes, %d methods, %.1f s", recipe.name, len(buffer), len(programs), seconds)
+    return LoweredProgram(buffer, recipe, max_seq_len, dynamic, report, seconds, method_reports=reports)

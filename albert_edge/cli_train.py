@@ -83,7 +83,7 @@ def cmd_finetune(a: argparse.Namespace) -> None:
                       text_column=a.text_column, label_column=a.label_column,
                       text_pair_column=a.text_pair_column, max_seq_len=a.max_seq_len, dropout=a.dropout,
                       resume=a.resume, resume_changed=a.resume_changed, teacher=a.teacher,
-                      teacher_steps=a.teacher_steps, augment=a.augment)
+                      teacher_steps=a.teacher_steps, augment=a.augment, exits=a.exits)
     _print_result(a.out, result)
 
 
@@ -115,6 +115,16 @@ def _print_result(out: str, result: dict) -> None:
     print(f"model written to {Path(out) / 'model'}; log {Path(out) / 'log.jsonl'}")
     if figures:
         print("evaluation: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    if "exits" in result:
+        ex = result["exits"]
+        print(f"early exits written to {Path(out) / 'model' / 'exits.safetensors'}; on the {ex['chosen_on']} rows:")
+        print(f"  {'rule':<16} {'accuracy':>8} {'agreement':>9} {'mean depth':>10} {'p90 depth':>9}")
+        for row in ex["rules"]:
+            print(f"  {row['label']:<16} {row['accuracy']:>8.4f} {row['agreement']:>9.4f} {row['mean_depth']:>10.2f} "
+                  f"{row['p90_depth']:>9.1f}")
+        rec = ex["recommended"]
+        print("  recommended: " + (f"{rec['kind']}={rec['value']}" if rec else
+                                   "none (no rule kept agreement >= 99.5% without losing accuracy): run full depth"))
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -204,6 +214,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="N perturbed copies of each training text (words deleted or swapped, some cut short) "
                         "labelled by the teacher join the training rows: transfer text (default 0)")
     _add_distill_mix(g)
+    p.add_argument("--exits", action="store_true",
+                   help="then train early-exit heads (adaptive depth: a classifier after every layer step, the "
+                        "model itself untouched) into OUT/model/exits.safetensors; the exit rule is chosen on --valid")
     _add_data_columns(p)
     _add_training_options(p, steps=500, batch_size=32, lr=2e-4)
     p.set_defaults(func=cmd_finetune)

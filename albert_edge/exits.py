@@ -121,7 +121,7 @@ class ExitRule:
 def default_rules(num_steps: int) -> list[ExitRule]:
     """The settings a comparison sweeps: every patience that can stop early, then confidences."""
     return ([ExitRule("patience", p) for p in range(1, max(num_steps - 1, 1))]
-            + [ExitRule("confidence", c) for c in (0.99, 0.95, 0.9, 0.8, 0.7, 0.6)])
+            + [ExitRule("confidence", c) for c in (0.99, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6)])
 
 
 class ExitHead(nn.Module):
@@ -223,8 +223,36 @@ def apply_rule(rule: ExitRule, all_logits: np.ndarray) -> ExitOutcome:
     return ExitOutcome(depths, preds)
 
 
+def rule_figures(all_logits: np.ndarray, rules: Sequence[ExitRule], labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per rule: accuracy (with ``labels``), agreement with full depth, mean and p90 depth; the
+    first row is full depth itself (rule None)."""
+    full = all_logits[-1].argmax(-1)
+    L = all_logits.shape[0]
+    rows = []
+    for rule in (None, *rules):
+        out = ExitOutcome(np.full(len(full), L), full) if rule is None else apply_rule(rule, all_logits)
+        row: dict[str, Any] = {"rule": None if rule is None else rule.to_dict(), "label": "full depth" if rule is None else rule.label}
+        if labels is not None:
+            row["accuracy"] = float((out.predictions == labels).mean())
+        row.update(agreement=float((out.predictions == full).mean()), mean_depth=out.mean_depth,
+                   p90_depth=out.depth_quantile(0.9))
+        rows.append(row)
+    return rows
+
+
+def encode_batches(tokenizer: Any, texts: Sequence[str], max_seq_len: int,
+                   batch_size: int = 64) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """``texts`` as padded (input_ids, attention_mask, token_type_ids) batches, cut to ``max_seq_len``."""
+    out = []
+    for i in range(0, len(texts), batch_size):
+        encs = tokenizer.encode_batch(list(texts[i:i + batch_size]), max_length=max_seq_len)
+        out.append(tuple(torch.tensor([getattr(e, f) for e in encs])
+                         for f in ("input_ids", "attention_mask", "token_type_ids")))
+    return out
+
+
 def recommend(all_logits: np.ndarray, rules: Sequence[ExitRule], max_drop: float = 0.0,
-              labels: np.ndarray | None = None, min_agreement: float = 0.99) -> ExitRule | None:
+              labels: np.ndarray | None = None, min_agreement: float = 0.995) -> ExitRule | None:
     """The rule with the fewest mean steps whose agreement with full depth is >= ``min_agreement``
     and, with ``labels``, whose accuracy is at most ``max_drop`` (a fraction) below full depth's.
     None when no rule qualifies. Ties go to the rule listed first."""

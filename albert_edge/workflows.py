@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from albert_edge._io import atomic_write_json
@@ -31,6 +32,15 @@ from albert_edge.augment import augment_texts
 from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_model_path
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
+from albert_edge.exits import (
+    default_rules,
+    encode_batches,
+    recommend,
+    rule_figures,
+    save_exits,
+    step_logits,
+    train_exits,
+)
 from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.qa import QASettings, answer_question
@@ -191,6 +201,7 @@ def finetune(
     teacher: str | os.PathLike | None = None,
     teacher_steps: int = 1000,
     augment: int = 0,
+    exits: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune a sequence classifier from the encoder in `model_path` (a pretraining, encoder or
     classifier checkpoint with its tokenizer) on a labelled CSV/TSV/JSONL file. Labels default to
@@ -203,7 +214,10 @@ def finetune(
     kept in OUT/teacher_logits.json so that ``resume`` reuses them instead of training it again.
     `augment`: with a teacher, that many perturbed copies of each training text
     (``augment.augment_texts``; none equal to a training or validation text) are labelled by the
-    teacher and join the training rows (transfer text), kept in the same file."""
+    teacher and join the training rows (transfer text), kept in the same file.
+    `exits`: then train early-exit heads for the fine-tuned model (``train_exit_heads``, on the
+    same rows; the rule recommended on the validation rows): OUT/model/exits.safetensors, and the
+    per-rule figures under "exits" in the result."""
     columns = {"text_column": text_column, "label_column": label_column, "text_pair_column": text_pair_column}
     train_rows = read_labelled(train_file, labels=labels, **columns)
     labels = tuple(labels) if labels else _labels_of(train_rows)
@@ -227,9 +241,60 @@ def finetune(
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             atomic_write_json(cache, {"logits": logits, "augmented": copies} if augment else logits)
         train_rows = [*train_rows, *transfer_rows(copies, logits[len(train_rows):], labels, len(train_rows))]
-    return finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
-                         max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed,
-                         teacher_logits=logits)
+    result = finetune_rows(model_path, out_dir, train_rows, args, valid_rows=valid_rows, labels=labels,
+                           max_seq_len=max_seq_len, dropout=dropout, resume=resume, resume_changed=resume_changed,
+                           teacher_logits=logits)
+    if exits:
+        result["exits"] = train_exit_heads(Path(out_dir) / "model", train_rows, valid_rows=valid_rows,
+                                           max_seq_len=max_seq_len, seed=args.seed)
+    return result
+
+
+def train_exit_heads(
+    model_path: str | os.PathLike,
+    train_rows: Sequence[Row],
+    *,
+    valid_rows: Sequence[Row] = (),
+    max_seq_len: int | None = None,
+    epochs: int = 10,
+    alpha: float = 0.5,
+    temperature: float = 2.0,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Early exits for the classifier in `model_path`: heads after every layer step, trained on
+    its frozen encoder (``exits.train_exits``: the labels of `train_rows` mixed by `alpha` with the
+    final classifier's own tempered outputs), written beside it as exits.safetensors; the model's
+    files are not touched. The recommended exit rule is the one with the fewest mean layer steps
+    whose agreement with full depth is >= 99.5% and whose accuracy is no lower, measured on
+    `valid_rows` (on `train_rows` if there are none; the result says which); it goes into
+    exits.safetensors. Returns ``{"recommended", "chosen_on", "rules": [per-rule figures]}``."""
+    model_path = Path(resolve_model_path(model_path))
+    model = load_pretrained(model_path, "sequence-classification")
+    tokenizer = AlbertTokenizer.from_pretrained(model_path)
+    labels = model.config.labels
+    max_seq_len = max_seq_len or min(128, model.config.max_position_embeddings)
+    index = {name: i for i, name in enumerate(labels)}
+
+    def targets(rows: Sequence[Row]) -> list[int]:
+        unknown = sorted({r.label for r in rows} - set(index))
+        if unknown:
+            raise DataError(f"label(s) {unknown[:3]} are not among the model's labels {list(labels)}")
+        return [index[r.label] for r in rows]
+
+    batches = encode_batches(tokenizer, [r.text for r in train_rows], max_seq_len)
+    exits = train_exits(model, batches, targets(train_rows), epochs=epochs, alpha=alpha, temperature=temperature,
+                        lr=lr, seed=seed)
+    held = valid_rows or train_rows
+    all_logits = torch.cat([step_logits(model, exits, *b) for b in
+                            encode_batches(tokenizer, [r.text for r in held], max_seq_len)], dim=1).numpy()
+    gold = np.array(targets(held))
+    rules = default_rules(model.config.num_hidden_layers)
+    exits.recommended = recommend(all_logits, rules, labels=gold)
+    save_exits(exits, model_path, labels)
+    return {"recommended": None if exits.recommended is None else exits.recommended.to_dict(),
+            "chosen_on": "valid" if valid_rows else "train",
+            "rules": rule_figures(all_logits, rules, gold)}
 
 
 def transfer_rows(texts: Sequence[str], logits: Sequence[Sequence[float]], labels: Sequence[str],

@@ -1,6 +1,6 @@
 """Adaptive-depth programs: the pieces of an early-exit classifier as methods of one ``.pte``.
 
-An app (or ``AdaptiveProgram.classify``) runs them in a loop::
+An app (or ``runtime.Program.run_adaptive``) runs them in a loop::
 
     h = embed(input_ids, token_type_ids)              # (1, S, H)
     for k in 1..num_steps:
@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from albert_edge.exits import ExitError, ExitHeads
+from albert_edge.errors import ExitError
+from albert_edge.exits import ExitHeads
 from albert_edge.lowering import (
     LoweredProgram,
     _partitioner,

@@ -43,6 +43,10 @@ class TrainingError(AlbertEdgeError, ValueError):
     """Training arguments, data or an output folder that cannot be used; the message says why."""
 
 
+class ExitError(AlbertEdgeError, ValueError):
+    """Early exits: heads or rules that cannot be trained, read or applied as asked."""
+
+
 class BundleError(AlbertEdgeError, ValueError):
     """A bundle that cannot be written or read; the message names the file, field and value."""
 

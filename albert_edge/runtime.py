@@ -47,6 +47,7 @@ from albert_edge.bundle_format import (
 from albert_edge.config import INPUT_NAMES
 from albert_edge.datasets import text_list
 from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
+from albert_edge.exit_rules import ExitRule
 from albert_edge.qa import QASettings, answer_windows, decode_answers, make_windows
 from albert_edge.quantize import register_quantized_ops
 from albert_edge.tokenizer import AlbertTokenizer, Encoding
@@ -262,6 +263,27 @@ class Program:
         # ScalarType names as the manifest writes them ("float32").
         self.output_dtypes: list[str] = [_dtype_name(meta.output_tensor_meta(i).dtype())
                                          for i in range(meta.num_outputs())]
+        self._load_loop(methods)
+
+    def _load_loop(self, methods: set[str]) -> None:
+        """An adaptive program's loop methods (``adaptive.export_adaptive_program``): embed,
+        layer and exit_1..exit_L; ``num_steps`` is None for a plain program."""
+        self.num_steps: int | None = None
+        if "get_num_steps" not in methods:
+            return
+        steps = self._constant("get_num_steps")
+        needed = ["embed", "layer", *(f"exit_{k}" for k in range(1, steps + 1))]
+        missing = [m for m in needed if m not in methods]
+        if steps < 1 or missing:
+            raise ProgramError(f"{self.name}: an adaptive program of {steps} layer steps lacks method(s) "
+                               f"{', '.join(missing) or 'exit_1'}; re-export it")
+        try:
+            self._embed = self._program.load_method("embed")
+            self._layer = self._program.load_method("layer")
+            self._exits = [self._program.load_method(f"exit_{k}") for k in range(1, steps + 1)]
+        except RuntimeError as err:
+            raise ProgramError(f"{self.name}: ExecuTorch could not load the loop's methods ({err})") from None
+        self.num_steps = steps
 
     def _constant(self, method: str) -> int:
         try:
@@ -380,6 +402,46 @@ class Program:
         """
         outputs = self._forward(list(inputs), clone_outputs=False)
         return tuple(torch.from_numpy(t.numpy().copy()) if isinstance(t, Tensor) else t for t in outputs)
+
+    # ---- the adaptive loop: embed, then layer steps until the exit rule stops -----------------
+    # A method's output lives in that method's memory until its next call, and a layer step's
+    # input must not be the memory it writes: each output is copied out (numpy, on this thread).
+
+    def _loop_check(self) -> int:
+        if self.num_steps is None:
+            raise ProgramError(f"{self.name}: not an adaptive program (it has no exit heads); export a model "
+                               "with exits.safetensors (`albert-edge finetune --exits`) to get one")
+        return self.num_steps
+
+    def run_steps(self, inputs: tuple[Tensor, Tensor, Tensor], depth: int | None = None) -> list[Tensor]:
+        """Checked inputs -> the logits (1, num_labels) of every exit up to ``depth`` (default: all);
+        the last step's are ``forward``'s."""
+        steps = self._loop_check()
+        ids, mask, types = inputs
+        h = _copy_out(self._embed([ids, types], clone_outputs=False))
+        out = []
+        for k in range(1, (depth or steps) + 1):
+            h = _copy_out(self._layer([h, mask], clone_outputs=False))
+            out.append(_copy_out(self._exits[k - 1]([h], clone_outputs=False)))
+        return out
+
+    def run_adaptive(self, inputs: tuple[Tensor, Tensor, Tensor], rule: ExitRule) -> tuple[Tensor, int]:
+        """Checked inputs -> (logits (1, num_labels) of the step that stopped under ``rule``, that step)."""
+        steps = self._loop_check()
+        ids, mask, types = inputs
+        h = _copy_out(self._embed([ids, types], clone_outputs=False))
+        rows: list[np.ndarray] = []
+        for k in range(1, steps + 1):
+            h = _copy_out(self._layer([h, mask], clone_outputs=False))
+            logits = _copy_out(self._exits[k - 1]([h], clone_outputs=False))
+            rows.append(logits[0].numpy())
+            if k == steps or rule.stops(rows):
+                return logits, k
+        raise AssertionError("unreachable")
+
+
+def _copy_out(outputs: Sequence[Any]) -> Tensor:
+    return torch.from_numpy(outputs[0].numpy().copy())
 
 
 def _check_range(t: Tensor, name: str, lo: int, hi: int, where: str, accepted: str) -> None:

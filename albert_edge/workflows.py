@@ -32,15 +32,8 @@ from albert_edge.augment import augment_texts
 from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_model_path
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
-from albert_edge.exits import (
-    default_rules,
-    encode_batches,
-    recommend,
-    rule_figures,
-    save_exits,
-    step_logits,
-    train_exits,
-)
+from albert_edge.exit_rules import default_rules, recommend, rule_figures
+from albert_edge.exits import encode_batches, save_exits, step_logits, train_exits
 from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.qa import QASettings, answer_question

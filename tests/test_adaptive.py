@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from albert_edge.adaptive import export_adaptive_program, exit_method
-from albert_edge.adaptive_runtime import AdaptiveProgram
+from albert_edge.runtime import Program
 from albert_edge.config import AlbertConfig
 from albert_edge.errors import ProgramError
-from albert_edge.exits import ExitError, ExitHeads, ExitRule, apply_rule, step_logits, train_exits
+from albert_edge.errors import ExitError
+from albert_edge.exit_rules import ExitRule, apply_rule
+from albert_edge.exits import ExitHeads, step_logits, train_exits
 from albert_edge.lowering import export_program
 from albert_edge.model import AlbertForSequenceClassification
 from albert_edge.recipes import get_recipe
@@ -51,7 +53,7 @@ def program(request, model_and_exits, tmp_path_factory):
     lowered = export_adaptive_program(model, exits, get_recipe(request.param), max_seq_len=TINY.max_position_embeddings)
     path = tmp_path_factory.mktemp("adaptive") / f"{request.param}.pte"
     path.write_bytes(lowered.buffer)
-    return request.param, lowered, AdaptiveProgram(path)
+    return request.param, lowered, Program(path)
 
 
 CASES = [(8, 1, 0), (32, 2, 0), (20, 3, 6), (1, 4, 0)]
@@ -92,7 +94,7 @@ def test_the_loop_stops_where_the_rule_says(program):
             expected = apply_rule(rule, every)
             assert depth == expected.depths[0], (rule, seq)
             assert torch.equal(logits[0], torch.from_numpy(every[depth - 1, 0]))
-    assert prog.num_steps == TINY.num_hidden_layers and prog.num_labels == 3
+    assert prog.num_steps == TINY.num_hidden_layers
 
 
 def test_the_loop_methods_are_delegated(program):
@@ -130,8 +132,10 @@ def test_a_plain_program_is_not_adaptive(model_and_exits, tmp_path):
     model, _ = model_and_exits
     path = tmp_path / "plain.pte"
     path.write_bytes(export_program(model, get_recipe("fp32"), max_seq_len=32).buffer)
+    prog = Program(path)
+    assert prog.num_steps is None
     with pytest.raises(ProgramError, match="not an adaptive program"):
-        AdaptiveProgram(path)
+        prog.run_steps(prog.check_inputs(*_inputs(8, 1)))
 
 
 def test_several_layer_groups_are_refused():

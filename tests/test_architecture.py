@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "albert_edge"
 LAYERS = [
     # leaves: errors, file writing, machine facts, option plumbing, pure helpers
     {"errors", "_io", "_machine", "_charsmap", "_spm_proto", "_tokenizer_json", "_textgen", "_quiet", "_procs",
-     "metrics", "backend_options", "cli_args", "cloze", "wh_fronting", "augment"},
+     "metrics", "backend_options", "cli_args", "cloze", "wh_fronting", "augment", "exit_rules"},
     # settings: the config, the recipe table, training arguments, the report schema
     {"config", "recipes", "training_args", "report_schema"},
     # the model core, the tokenizer and QA windows/decoding; reading and drawing a report
@@ -31,7 +31,7 @@ LAYERS = [
     {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline", "teacher",
      "bundle_format", "qa_data", "qa_teacher", "eval_data"},
     # lowering, running programs, the training loop
-    {"lowering", "runtime", "training", "adaptive", "adaptive_runtime"},
+    {"lowering", "runtime", "training", "adaptive"},
     # making bundles, the eager classifier, profiling, the training workflows
     {"bundle", "classifier", "profiling", "workflows"},
     # comparing programs, the default-model recipes

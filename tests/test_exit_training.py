@@ -16,7 +16,8 @@ from albert_edge.checkpoint import load_pretrained, save_pretrained
 from albert_edge.cli import main
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, read_labelled
-from albert_edge.exits import ExitRule, apply_rule, encode_batches, load_exits, step_logits
+from albert_edge.exit_rules import ExitRule, apply_rule
+from albert_edge.exits import encode_batches, load_exits, step_logits
 from albert_edge.model import AlbertForPreTraining
 from albert_edge.tokenizer import AlbertTokenizer
 from albert_edge.workflows import train_exit_heads

@@ -7,18 +7,9 @@ import pytest
 import torch
 
 from albert_edge.config import AlbertConfig
-from albert_edge.exits import (
-    EXITS_FILE,
-    ExitError,
-    ExitHeads,
-    ExitRule,
-    apply_rule,
-    load_exits,
-    recommend,
-    save_exits,
-    step_logits,
-    train_exits,
-)
+from albert_edge.errors import ExitError
+from albert_edge.exit_rules import ExitRule, apply_rule, recommend
+from albert_edge.exits import EXITS_FILE, ExitHeads, load_exits, save_exits, step_logits, train_exits
 from albert_edge.model import AlbertForSequenceClassification
 
 TINY = AlbertConfig.from_name("tiny", num_hidden_layers=4, labels=("a", "b", "c"))

@@ -45,7 +45,10 @@ from albert_edge.bundle_format import (
 )
 from albert_edge.checkpoint import load_model, load_tokenizer, resolve_model_path, weights_sha256
 from albert_edge.config import INPUT_NAMES
-from albert_edge.errors import BundleError
+from albert_edge.errors import BundleError, ExitError
+from albert_edge.adaptive import export_adaptive_program
+from albert_edge.exit_rules import ExitRule
+from albert_edge.exits import ExitHeads, has_exits, load_exits
 from albert_edge.lowering import LoweredProgram, export_program
 from albert_edge.qa import QA_MAX_SEQ_LEN, QAError, QASettings
 from albert_edge.recipes import RECIPES
@@ -361,6 +364,24 @@ def _check_tokenizer(tokenizer: AlbertTokenizer | None, config: Any) -> None:
                     tokenizer.vocab_size, config.vocab_size)
 
 
+def compute_adaptive_goldens(program_files: dict[str, Path], cases: Sequence[dict[str, Any]],
+                             rule: ExitRule) -> list[dict[str, Any]]:
+    """Per text case and program: every step's logits through the loop, and the depth ``rule``
+    stops at (what an app's loop must reproduce)."""
+    programs = {name: Program(path) for name, path in program_files.items()}
+    out = []
+    for case in cases:
+        entry = {}
+        for pname, prog in programs.items():
+            if prog.num_steps is None:
+                raise BundleError(f"program {pname} has no loop methods; an adaptive bundle needs them in every program")
+            inputs = prog.check_inputs(*(torch.tensor([case[n]], dtype=torch.int64) for n in INPUT_NAMES))
+            rows = [t[0].numpy() for t in prog.run_steps(inputs)]
+            entry[pname] = {"steps": [[float(v) for v in r] for r in rows], "depth": rule.depth(rows)}
+        out.append({"id": case["id"], "programs": entry})
+    return out
+
+
 def write_bundle(
     out_dir: str | os.PathLike,
     model: nn.Module,
@@ -368,6 +389,7 @@ def write_bundle(
     tokenizer: AlbertTokenizer | None,
     golden_texts: Sequence[str] | None = None,
     qa: QASettings | None = None,
+    exit_rule: ExitRule | None = None,
 ) -> Path:
     """Write a bundle for ``model`` (the eager fp32 model the programs were lowered from).
 
@@ -376,6 +398,8 @@ def write_bundle(
     golden_texts: default ``default_golden_texts(max_seq_len)``; ignored without a tokenizer.
     qa: question-answering settings (manifest ``qa``) of a QA model; default
         ``QASettings.for_length(max_seq_len)``. A QA bundle needs a tokenizer.
+    exit_rule: for adaptive programs (``adaptive.export_adaptive_program``), the exit rule the
+        manifest records (``adaptive``); goldens.json then holds every step's logits and the depth.
     The bundle is assembled in a temporary folder beside ``out_dir`` and renamed into place; an
     existing bundle there is replaced, anything else there is refused (BundleError). On failure
     nothing is left behind and an old bundle stays as it was. Returns ``out_dir``.
@@ -417,6 +441,8 @@ def write_bundle(
         goldens = compute_goldens(model, files, recipes, tokenizer, texts, max_seq_len, dynamic)
         if qa is not None:
             goldens["qa_cases"] = compute_qa_goldens(files, tokenizer, qa, default_qa_cases(max_seq_len))
+        if exit_rule is not None:
+            goldens["adaptive_cases"] = compute_adaptive_goldens(files, goldens["cases"], exit_rule)
         atomic_write_json(tmp / GOLDENS_FILE, goldens)
         names = [e["name"] for e in entries]
         manifest = {
@@ -433,6 +459,8 @@ def write_bundle(
             "weights_sha256": weights_sha256(model),
             "default_program": "int8" if "int8" in names else names[0],
             **({"qa": qa.to_dict()} if qa is not None else {}),
+            **({"adaptive": {"num_steps": config.num_hidden_layers, "rule": exit_rule.to_dict()}}
+               if exit_rule is not None else {}),
             "tokenizer": tok_entry,
             "goldens": {**file_entry(tmp / GOLDENS_FILE), "num_cases": len(goldens["cases"])},
             "programs": entries,
@@ -458,6 +486,8 @@ def export_bundle(
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
     qa_options: dict[str, Any] | None = None,
+    exits: bool | None = None,
+    exit_rule: ExitRule | str | None = None,
 ) -> Path:
     """Load ``model``, lower it once per recipe and write the bundle to ``out_dir``.
 
@@ -476,6 +506,10 @@ def export_bundle(
         With ``jobs > 1`` and several recipes, each recipe is lowered in a spawned worker process
         (at most ``jobs`` at once, torch on one thread each) that loads ``model`` itself; presets
         are seeded, so its weights are the same. 1 (the default) lowers in this process.
+    exits: a classifier folder with exits.safetensors (``albert-edge finetune --exits``) gives
+        adaptive programs (early exit: ``adaptive``) unless False; True requires the file.
+    exit_rule: the rule the manifest records (default: the one exits.safetensors recommends),
+        an ``ExitRule`` or its text (``confidence=0.9``, ``patience=2``).
     Everything a user can get wrong is checked before the first (slow) lowering.
     """
     def step(message: str) -> None:
@@ -521,21 +555,56 @@ def export_bundle(
     if tok is None:
         step("no tokenizer: the bundle will have none, and its goldens use fixed random token ids")
     _check_tokenizer(tok, net.config)  # before lowering; write_bundle checks it again
+    heads, rule = _exit_heads(model, net, exits, exit_rule)
+    if heads is not None:
+        step(f"early exits: adaptive programs ({net.config.num_hidden_layers} layer steps, exit rule {rule.label})")
     if jobs > 1 and len(recipes) > 1:
-        lowered = _lower_in_workers(model, head, recipes, max_seq_len, dynamic, jobs, step)
+        lowered = _lower_in_workers(model, head, recipes, max_seq_len, dynamic, jobs, step, heads is not None)
     else:
         lowered = []
         for i, name in enumerate(recipes, 1):
             step(f"[{i}/{len(recipes)}] {name}: quantize, export and lower to XNNPACK "
                  f"(max_seq_len {max_seq_len}, {'dynamic' if dynamic else 'fixed'} length) ...")
-            program = export_program(net, RECIPES[name], max_seq_len=max_seq_len, dynamic=dynamic)
+            program = _lower(net, heads, name, max_seq_len, dynamic)
             step(_lowered_line(i, len(recipes), name, program))
             lowered.append(program)
     replacing = "replacing the bundle in" if Path(out_dir).exists() and any(Path(out_dir).iterdir()) else "writing"
     step(f"{replacing} {out_dir} and running the golden cases through each program ...")
-    path = write_bundle(out_dir, net, lowered, tok, golden_texts, qa)
+    path = write_bundle(out_dir, net, lowered, tok, golden_texts, qa, exit_rule=rule)
     step(f"wrote {path}")
     return path
+
+
+def _exit_heads(model: str | os.PathLike, net: nn.Module, exits: bool | None,
+                exit_rule: ExitRule | str | None) -> tuple[ExitHeads | None, ExitRule | None]:
+    """The exit heads to export with ``net`` and the rule the manifest records (None, None: a plain bundle)."""
+    folder = Path(model)
+    found = folder.is_dir() and has_exits(folder)
+    if exits is False or (exits is None and not found):
+        if exit_rule is not None:
+            raise BundleError(f"an exit rule ({exit_rule}) was given, but {model} is exported without early exits"
+                              + ("" if found else " (it has no exits.safetensors)"))
+        return None, None
+    if not found:
+        raise BundleError(f"{model}: no exits.safetensors, so no early exits to export; train them with "
+                          "`albert-edge finetune --exits` (or albert_edge.workflows.train_exit_heads)")
+    try:
+        heads = load_exits(folder, net)
+        rule = ExitRule.parse(exit_rule) if isinstance(exit_rule, str) else exit_rule
+    except ExitError as e:
+        raise BundleError(str(e)) from None
+    rule = rule or heads.recommended
+    if rule is None:
+        raise BundleError(f"{folder / 'exits.safetensors'} recommends no exit rule (none kept agreement with full "
+                          "depth on its validation rows): give one with --exit-rule, or export without "
+                          "early exits (--no-exits)")
+    return heads, rule
+
+
+def _lower(net: nn.Module, heads: ExitHeads | None, recipe: str, max_seq_len: int, dynamic: bool) -> LoweredProgram:
+    if heads is None:
+        return export_program(net, RECIPES[recipe], max_seq_len=max_seq_len, dynamic=dynamic)
+    return export_adaptive_program(net, heads, RECIPES[recipe], max_seq_len=max_seq_len, dynamic=dynamic)
 
 
 def _lowered_line(i: int, n: int, name: str, program: LoweredProgram) -> str:
@@ -544,12 +613,12 @@ def _lowered_line(i: int, n: int, name: str, program: LoweredProgram) -> str:
 
 
 def _lower_in_worker(
-    model: str | os.PathLike, head: str | None, recipe: str, max_seq_len: int, dynamic: bool
+    model: str | os.PathLike, head: str | None, recipe: str, max_seq_len: int, dynamic: bool, exits: bool = False
 ) -> LoweredProgram:
     """One recipe of ``export_bundle(jobs > 1)``, run in a worker process: load the model here
-    (a preset is seeded, so its weights are the parent's) and lower it."""
+    (a preset is seeded, so its weights are the parent's), and its exit heads if asked, and lower it."""
     net = load_model(model, head)
-    return export_program(net, RECIPES[recipe], max_seq_len=max_seq_len, dynamic=dynamic)
+    return _lower(net, load_exits(model, net) if exits else None, recipe, max_seq_len, dynamic)
 
 
 def _lower_in_workers(
@@ -560,6 +629,7 @@ def _lower_in_workers(
     dynamic: bool,
     jobs: int,
     step: Callable[[str], None],
+    exits: bool = False,
 ) -> list[LoweredProgram]:
     """Lower each recipe in a spawned process, at most ``jobs`` at once; programs in recipe order.
 
@@ -578,7 +648,7 @@ def _lower_in_workers(
     try:
         futures = {}
         for i, name in enumerate(recipes, 1):
-            futures[pool.submit(_lower_in_worker, model, head, name, max_seq_len, dynamic)] = (i, name)
+            futures[pool.submit(_lower_in_worker, model, head, name, max_seq_len, dynamic, exits)] = (i, name)
             queued = "" if i <= workers else ", queued until a worker is free"
             step(f"[{i}/{n}] {name}: quantize, export and lower to XNNPACK (max_seq_len {max_seq_len}, "
                  f"{length} length) in a worker process{queued} ...")

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from albert_edge import __version__
 from albert_edge._io import read_json_object
 from albert_edge.config import HEADS, INPUT_NAMES
-from albert_edge.errors import BundleError
+from albert_edge.errors import BundleError, ExitError
+from albert_edge.exit_rules import ExitRule
 from albert_edge.qa import QAError, QASettings
 from albert_edge.tokenizer import AlbertTokenizer
 
@@ -239,11 +240,33 @@ def _check_top(manifest: dict[str, Any], where: str) -> None:
         raise BundleError(f"{where}: field 'weights_sha256' must be 64 lower-case hex digits, got {json.dumps(digest)}")
     if not manifest["programs"]:
         raise BundleError(f"{where}: programs is empty; a bundle has at least one program")
+    if "adaptive" in manifest:
+        if task != "sequence-classification" or len(labels) < 2:
+            raise BundleError(f"{where}: adaptive (early exits) is for sequence-classification bundles with at least "
+                              f"2 labels; this one's task is {task!r}")
+        exit_settings(manifest, where)
     if task == QA_TASK:
         qa_settings(manifest, where)
     elif "qa" in manifest:
         raise BundleError(f"{where}: qa (question-answering settings) in a {task!r} bundle; only "
                           f"{QA_TASK!r} bundles have it")
+
+
+def exit_settings(manifest: dict[str, Any], where: str = "manifest.json") -> tuple[int, ExitRule] | None:
+    """The manifest's ``adaptive`` object, checked: (layer steps, exit rule) of an early-exit
+    classifier whose programs hold the loop's methods; None for a bundle without one."""
+    a = manifest.get("adaptive")
+    if a is None:
+        return None
+    at = f"{where}: adaptive"
+    if not isinstance(a, dict) or set(a) != {"num_steps", "rule"}:
+        raise BundleError(f"{at} must be an object with num_steps and rule, got {json.dumps(a)[:120]}")
+    steps = _int(a, "num_steps", at, 2)
+    try:
+        rule = ExitRule.from_dict(a["rule"], f"{at}.rule")
+    except ExitError as e:
+        raise BundleError(str(e)) from None
+    return steps, rule
 
 
 def qa_settings(manifest: dict[str, Any], where: str = "manifest.json") -> QASettings:
@@ -508,6 +531,10 @@ def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dic
         atol = tolerances.get(n, {}).get("atol") if isinstance(tolerances.get(n), dict) else None
         if not _numbers([atol]) or atol < 0:
             raise BundleError(f"{path}: tolerances.{n}.atol must be a number >= 0, got {atol!r}")
+    adaptive = exit_settings(manifest)
+    if adaptive is not None:
+        _check_adaptive_cases(goldens.get("adaptive_cases"), len(cases), names, adaptive[0], len(manifest["labels"]),
+                              str(path))
     if manifest["task"] == QA_TASK:
         qa_cases = goldens.get("qa_cases")
         if not isinstance(qa_cases, list) or not qa_cases:
@@ -515,6 +542,29 @@ def read_goldens(bundle_dir: str | os.PathLike, manifest: dict[str, Any]) -> dic
         for i, case in enumerate(qa_cases):
             _check_qa_case(case, i, names, str(path))
     return goldens
+
+
+def _check_adaptive_cases(cases: Any, n: int, names: Sequence[str], steps: int, labels: int, where: str) -> None:
+    """goldens.json ``adaptive_cases``: per text case, per program, every step's logits and the
+    depth the manifest's rule stops at."""
+    if not isinstance(cases, list) or len(cases) != n:
+        raise BundleError(f"{where}: adaptive_cases must be an array of {n} entries (one per case) in a bundle "
+                          "with early exits; re-export the bundle")
+    for i, case in enumerate(cases):
+        at = f"{where}: adaptive_cases[{i}]"
+        programs = case.get("programs") if isinstance(case, dict) else None
+        if not isinstance(programs, dict):
+            raise BundleError(f"{at} must be an object with programs")
+        for pname in names:
+            entry = programs.get(pname)
+            o = f"{at}.programs.{pname}"
+            if not isinstance(entry, dict):
+                raise BundleError(f"{o}: missing (expected steps and depth)")
+            rows = entry.get("steps")
+            if (not isinstance(rows, list) or len(rows) != steps
+                    or not all(_numbers(r) and len(r) == labels for r in rows)):
+                raise BundleError(f"{o}.steps must be {steps} arrays of {labels} finite numbers (every step's logits)")
+            _int(entry, "depth", o, 1, steps)
 
 
 def _int_list(values: Any, allow_none: bool = False) -> bool:

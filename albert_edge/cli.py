@@ -105,7 +105,8 @@ def cmd_export(args: argparse.Namespace) -> None:
           if (v := getattr(args, k)) is not None}
     out = export_bundle(args.model, args.out, args.recipes or DEFAULT_RECIPES, max_seq_len=args.max_seq_len,
                         dynamic=not args.fixed_length, head=args.head, tokenizer=args.tokenizer,
-                        progress=_stderr_line, jobs=args.jobs, qa_options=qa)
+                        progress=_stderr_line, jobs=args.jobs, qa_options=qa, exits=args.exits,
+                        exit_rule=args.exit_rule)
     print(summary_table(read_manifest(out)))
     print(f"bundle: {out}")
 
@@ -116,9 +117,10 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     bundle = Bundle.load(args.bundle, num_threads=args.threads, weight_cache=args.weight_cache)
     texts = read_texts(args.text)
-    for result in bundle.classify(texts, program=args.program):
+    for result in bundle.classify(texts, program=args.program, rule=args.exit_rule, full_depth=args.full_depth):
         probs = "  ".join(f"{label}={p:.4f}" for label, p in result["probs"].items())
-        print(f"{result['label']}\t{probs}\t{result['text']}")
+        depth = f"\tdepth={result['depth']}" if "depth" in result else ""
+        print(f"{result['label']}\t{probs}{depth}\t{result['text']}")
 
 
 def _read_context(value: str) -> str:
@@ -178,6 +180,9 @@ def cmd_verify(args: argparse.Namespace) -> None:
         status = "ok" if check.ok else "FAILED"
         if check.token_id_mismatches:
             status += f" (token ids differ for case(s) {', '.join(map(str, check.token_id_mismatches))})"
+        elif check.depth_mismatches:
+            status += (f" (the exit rule stops case(s) {', '.join(map(str, check.depth_mismatches))} at another depth "
+                       "than goldens.json records)")
         elif check.answer_mismatches:
             status += (f" (golden answers of case(s) {', '.join(map(str, check.answer_mismatches))} are not what "
                        "their logits decode to under the manifest's QA settings)")
@@ -258,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     qa.add_argument("--no-answer-threshold", type=float, default=None,
                     help="answer \"no answer\" when log(p_null / p_best_span) exceeds this (SQuAD 2.0 models; "
                          "0 = transformers' handle_impossible_answer); default: always give a span")
+    ex = p.add_argument_group("early exits (a classifier with exits.safetensors: `albert-edge finetune --exits`)")
+    ex.add_argument("--no-exits", dest="exits", action="store_false", default=None,
+                    help="export plain programs even though MODEL has exit heads")
+    ex.add_argument("--exit-rule", default=None, metavar="RULE",
+                    help="the exit rule the bundle records, patience=N or confidence=P (default: the one "
+                         "exits.safetensors recommends)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="classify texts with a bundle",
@@ -268,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--program", default=None, help="program name, e.g. int8 (default: the manifest's default_program)")
     p.add_argument("--threads", type=int, default=None, help="ExecuTorch CPU threads, 1 to 8 per CPU (default: ExecuTorch's choice)")
     add_weight_cache_flag(p)
+    g = p.add_argument_group("early exits (bundles exported with exit heads print depth=K, the layer steps run)")
+    g.add_argument("--exit-rule", default=None, metavar="RULE",
+                   help="patience=N or confidence=P instead of the manifest's rule")
+    g.add_argument("--full-depth", action="store_true", help="run every layer step (the forward method)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("ask", help="answer a question from a passage (question-answering models)",

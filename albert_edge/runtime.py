@@ -37,6 +37,7 @@ from albert_edge.backend_options import set_weight_cache
 from albert_edge.bundle_format import (
     MANIFEST_FILE,
     QA_TASK,
+    exit_settings,
     golden_values,
     qa_settings,
     read_goldens,
@@ -46,7 +47,7 @@ from albert_edge.bundle_format import (
 )
 from albert_edge.config import INPUT_NAMES
 from albert_edge.datasets import text_list
-from albert_edge.errors import BundleError, ProgramError, RuntimeInputError
+from albert_edge.errors import BundleError, ExitError, ProgramError, RuntimeInputError
 from albert_edge.exit_rules import ExitRule
 from albert_edge.qa import QASettings, answer_windows, decode_answers, make_windows
 from albert_edge.quantize import register_quantized_ops
@@ -467,10 +468,14 @@ class GoldenCheck:
     # QA cases (numbered after the text ones) whose golden answers are not what this program's
     # golden logits decode to under the manifest's QA settings, as an app decodes them
     answer_mismatches: list[int] = dataclasses.field(default_factory=list)
+    # text cases where the adaptive loop under the manifest's exit rule stops at another depth
+    # than goldens.json records
+    depth_mismatches: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.atol and not self.token_id_mismatches and not self.answer_mismatches
+        return (self.max_abs_diff <= self.atol and not self.token_id_mismatches and not self.answer_mismatches
+                and not self.depth_mismatches)
 
 
 class Bundle:
@@ -504,6 +509,11 @@ class Bundle:
             program = Program(root / entry["file"], name=str(root / entry["file"]), weight_cache=weight_cache,
                               output_names=[o["name"] for o in entry["outputs"]])
             _check_program_matches(program, entry, manifest, root)
+            adaptive = exit_settings(manifest)
+            if adaptive is not None and program.num_steps != adaptive[0]:
+                has = "no loop methods" if program.num_steps is None else f"{program.num_steps} layer steps"
+                raise BundleError(f"{root / entry['file']}: manifest.json adaptive says {adaptive[0]} layer steps, but "
+                                  f"the program has {has}; the files do not belong together: re-export the bundle")
             programs[entry["name"]] = program
         bundle = cls(root, manifest, programs, tokenizer)
         if tokenizer is not None and manifest["goldens"] is not None:
@@ -576,11 +586,23 @@ class Bundle:
         ids, mask, types = (torch.tensor([getattr(enc, n)], dtype=torch.int64) for n in INPUT_NAMES)
         return ids, mask, types
 
-    def classify(self, texts: Sequence[str] | str, program: str | None = None) -> list[dict[str, Any]]:
+    @property
+    def exit_rule(self) -> ExitRule | None:
+        """The exit rule of a bundle with early exits (manifest ``adaptive``); None without."""
+        adaptive = exit_settings(self.manifest, str(self.path / MANIFEST_FILE))
+        return None if adaptive is None else adaptive[1]
+
+    def classify(self, texts: Sequence[str] | str, program: str | None = None, *,
+                 rule: ExitRule | str | None = None, full_depth: bool = False) -> list[dict[str, Any]]:
         """Label each text: ``[{"text", "label", "probs": {label: probability}}]``.
 
         probs is the softmax of the program's logits (float (1, num_labels)). Only for
         sequence-classification bundles with a tokenizer and at least two labels.
+
+        A bundle with early exits (``exit_rule`` not None) runs each text through the adaptive
+        loop, stopping where ``rule`` says (default: the manifest's; ``confidence=0.95`` style
+        text accepted), and each result also has ``depth``, the layer steps it ran; with
+        ``full_depth`` it runs ``forward`` (depth = every step).
         """
         if self.task != "sequence-classification":
             hint = ("answer questions with bundle.answer or `albert-edge ask`" if self.task == QA_TASK
@@ -596,13 +618,32 @@ class Bundle:
             )
         texts = text_list(texts)
         prog = self.program(program)
+        if isinstance(rule, str):
+            try:
+                rule = ExitRule.parse(rule)
+            except ExitError as e:
+                raise BundleError(str(e)) from None
+        if rule is not None and self.exit_rule is None:
+            raise BundleError(f"{self.path}: an exit rule ({rule.label}) was given, but this bundle has no early exits "
+                              "(manifest.json has no adaptive); export a model with exits.safetensors")
+        adaptive = self.exit_rule is not None and not full_depth
+        rule = rule or self.exit_rule
         results = []
         for text in texts:
-            (logits,) = prog.run(*self.encode(text, program=program))[:1]
+            if adaptive:
+                inputs = prog.check_inputs(*self.encode(text, program=program))
+                logits, depth = prog.run_adaptive(inputs, rule)  # type: ignore[arg-type]
+                if not np.isfinite(logits.numpy()).all():
+                    raise ProgramError(f"{prog.name}: the logits for {text[:40]!r} at layer step {depth} are not finite")
+            else:
+                (logits,) = prog.run(*self.encode(text, program=program))[:1]
+                depth = prog.num_steps
             probs = torch.softmax(logits[0].double(), dim=-1).tolist()  # (num_labels,)
             best = max(range(len(probs)), key=probs.__getitem__)
-            results.append({"text": text, "label": self.labels[best],
-                            "probs": dict(zip(self.labels, probs))})
+            result = {"text": text, "label": self.labels[best], "probs": dict(zip(self.labels, probs))}
+            if self.exit_rule is not None:
+                result["depth"] = depth
+            results.append(result)
         return results
 
     @property
@@ -669,9 +710,30 @@ class Bundle:
                     elif len(diffs):
                         worst = max(worst, float(diffs.max()))
             worst = max(worst, self._qa_golden_diff(prog, pname, qa_cases))
-            checks.append(GoldenCheck(pname, len(cases) + len(qa_cases), worst, goldens["tolerances"][pname]["atol"],
-                                      mismatches, self._qa_answer_mismatches(pname, qa_cases, len(cases))))
+            step_diff, depths = self._adaptive_golden_diff(prog, pname, cases, goldens.get("adaptive_cases", []))
+            checks.append(GoldenCheck(pname, len(cases) + len(qa_cases), max(worst, step_diff),
+                                      goldens["tolerances"][pname]["atol"], mismatches,
+                                      self._qa_answer_mismatches(pname, qa_cases, len(cases)), depths))
         return checks
+
+    def _adaptive_golden_diff(self, prog: Program, pname: str, cases: Sequence[dict[str, Any]],
+                              adaptive_cases: Sequence[dict[str, Any]]) -> tuple[float, list[int]]:
+        """Every step's logits through the loop against the goldens (max |diff|), and the cases
+        whose depth under the manifest's rule differs from the recorded one."""
+        rule = self.exit_rule
+        if rule is None or not adaptive_cases:
+            return 0.0, []
+        worst, differ = 0.0, []
+        for i, (case, golden) in enumerate(zip(cases, adaptive_cases)):
+            inputs = prog.check_inputs(*(torch.tensor([case[n]], dtype=torch.int64) for n in INPUT_NAMES))
+            steps = prog.run_steps(inputs)
+            expected = golden["programs"][pname]
+            for got, want in zip(steps, expected["steps"]):
+                d = np.abs(got[0].numpy().astype(np.float64) - np.asarray(want, np.float64))
+                worst = math.inf if np.isnan(d).any() else max(worst, float(d.max()))
+            if prog.run_adaptive(inputs, rule)[1] != expected["depth"]:
+                differ.append(i)
+        return worst, differ
 
     def _qa_answer_mismatches(self, pname: str, qa_cases: Sequence[dict[str, Any]], first: int) -> list[int]:
         """Indices (numbered after the text cases) of QA golden cases whose stored answers for

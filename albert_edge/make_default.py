@@ -27,9 +27,12 @@ run continues; pretraining and fine-tuning resume from their checkpoints):
    tweets and their perturbed copies (the shipped model).
 8. baseline: TF-IDF + logistic regression on the same split (C chosen on validation); the int8
    program (``export_bundle``) on every test tweet: its accuracy and agreement with fp32.
-9. held-out masked-LM and SOP accuracy on validation-split prose documents.
-10. ``MODEL_CARD.md`` + ``card.json``, and the distilled model copied into the package
-   (``albert_edge/default_model/``) with ``--install``.
+9. early exits: a classifier after every layer step of the distilled model, trained on its frozen
+   encoder (``workflows.train_exit_heads``), the exit rule chosen on the validation tweets, and
+   every rule's figures on the test tweets (``exits.safetensors``: adaptive depth).
+10. held-out masked-LM and SOP accuracy on validation-split prose documents.
+11. ``MODEL_CARD.md`` + ``card.json``, and the distilled model (with its exit heads) copied into
+   the package (``albert_edge/default_model/``) with ``--install``.
 """
 
 from __future__ import annotations
@@ -58,14 +61,15 @@ from albert_edge.baseline import tfidf_logreg
 from albert_edge.checkpoint import DEFAULT_MODEL_DIR, load_pretrained
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import Row
+from albert_edge.exits import EXITS_FILE
 from albert_edge.pretraining_data import MaskingConfig
 from albert_edge.tokenizer import AlbertTokenizer, train_sentencepiece
 from albert_edge.metrics import classification_report
 from albert_edge.augment import augment_texts
 from albert_edge.teacher import TEACHER_PACKAGE, finetune_teacher, teacher_logits
 from albert_edge.training import CHECKPOINT_DIR, TrainingArgs, read_log
-from albert_edge.workflows import (evaluate_rows, finetune_rows, pretrain_examples, pretraining_examples,
-                                   transfer_rows)
+from albert_edge.workflows import (evaluate_exits, evaluate_rows, finetune_rows, pretrain_examples,
+                                   pretraining_examples, train_exit_heads, transfer_rows)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,7 @@ TEACHER_BATCH = 32
 # Transfer text: perturbed copies of each train tweet, labelled by the teacher (Tang et al., 2019).
 # On the train tweets alone the student stopped at 77.9-78.3% whatever the steps (docs/training.md).
 AUGMENT_COPIES = 4
+EXIT_EPOCHS = 10  # exit heads on cached [CLS] states: passes over the train tweets
 AUGMENT_SEED = 0
 # Distillation continues from the fine-tuned model on the teacher's logits only (alpha 0, T 2: the
 # best of the variants measured in docs/training.md), half an epoch of train tweets + copies.
@@ -130,7 +135,7 @@ def int8_program(out: Path, test: list[corpora.LabelledText]) -> dict[str, Any]:
         return json.loads(path.read_text())
     model, bundle_dir = out / "distill" / "model", out / "bundle"
     if not (bundle_dir / "manifest.json").exists():
-        export_bundle(model, bundle_dir, ("int8",), max_seq_len=MAX_SEQ_LEN)
+        export_bundle(model, bundle_dir, ("int8",), max_seq_len=MAX_SEQ_LEN, exits=False)
     bundle = Bundle.load(bundle_dir)
     program = bundle.program("int8")
     texts = [t.text for t in test]
@@ -140,6 +145,23 @@ def int8_program(out: Path, test: list[corpora.LabelledText]) -> dict[str, Any]:
               "agreement": sum(a == b for a, b in zip(eager, int8)) / len(texts),
               "accuracy": sum(LABELS[i] == t.label for i, t in zip(int8, test)) / len(texts),
               "size_bytes": (bundle_dir / "model_int8.pte").stat().st_size}
+    atomic_write_json(path, result)
+    return result
+
+
+def exit_stage(out: Path, tweets: dict[str, list[corpora.LabelledText]]) -> dict[str, Any]:
+    """Stage 9: early exits for the distilled model (``workflows.train_exit_heads``: a head after
+    every layer step, trained on its frozen encoder over the train tweets, the exit rule chosen on
+    the validation tweets) into OUT/distill/model/exits.safetensors, and every rule's figures on
+    the test tweets (OUT/distill/exits.json). The model itself is not changed."""
+    path = out / "distill" / "exits.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    model = out / "distill" / "model"
+    chosen = train_exit_heads(model, rows(tweets["train"]), valid_rows=rows(tweets["valid"]),
+                              max_seq_len=FINETUNE_MAX_LEN, epochs=EXIT_EPOCHS)
+    result = {"epochs": EXIT_EPOCHS, "recommended": chosen["recommended"], "valid": chosen["rules"],
+              "test": evaluate_exits(model, rows(tweets["test"]), max_seq_len=FINETUNE_MAX_LEN)}
     atomic_write_json(path, result)
     return result
 
@@ -390,12 +412,18 @@ def run(out: Path, *, pretrain_args: TrainingArgs = PRETRAIN, long_args: Trainin
         int8_program(out, tweets["test"])
         timings.done("int8 program", t0)
     int8 = int8_program(out, tweets["test"])
+    if not (out / "distill" / "exits.json").exists():
+        t0 = time.time()
+        exit_stage(out, tweets)
+        timings.done("early exits", t0)
+    exits = exit_stage(out, tweets)
 
     card = build_card(out, data, spm_path, pretrain_args, long_args, finetune_args, tuned, scratch, baseline,
                       timings.times)
     card["teacher"] = teacher
     card["distillation"] = {"args": dataclasses.asdict(distill_args), "test": distilled}
     card["int8"] = int8
+    card["exits"] = exits
     atomic_write_json(out / "card.json", card)
     atomic_write_text(out / "MODEL_CARD.md", model_card(card))
     if install:
@@ -447,8 +475,9 @@ def install_model(out: Path, target: Path = DEFAULT_MODEL_DIR, src: Path | None 
     package (atomic folder swap)."""
     src = src or out / "distill" / "model"
     with replaced_dir(target) as tmp:
-        for name in ("config.json", "model.safetensors", "spiece.model"):
-            shutil.copyfile(src / name, tmp / name)
+        for name in ("config.json", "model.safetensors", "spiece.model", EXITS_FILE):
+            if name != EXITS_FILE or (src / name).exists():
+                shutil.copyfile(src / name, tmp / name)
         shutil.copyfile(out / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
         shutil.copyfile(out / "card.json", tmp / "card.json")
     return target
@@ -545,7 +574,30 @@ def model_card(card: dict[str, Any]) -> str:
         lines.append(f"| {name} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} | {pc['support']} |")
     lines += ["", "Confusion matrix (rows: true, columns: predicted, order " + ", ".join(LABELS) + "):", "",
               "```", *[" ".join(f"{v:6d}" for v in row) for row in tuned["confusion_matrix"]], "```", ""]
+    if card.get("exits"):
+        lines += _exits_card(card["exits"], cfg["num_hidden_layers"])
     return "\n".join(lines)
+
+
+def _exits_card(exits: dict[str, Any], steps: int) -> list[str]:
+    rec = exits["recommended"]
+    rec_label = "none" if rec is None else f"{rec['kind']}={rec['value']}"
+    lines = ["## Early exits (adaptive depth)", "",
+             f"`exits.safetensors` holds a classifier after each of the first {steps - 1} layer steps, trained for "
+             f"{exits['epochs']} passes",
+             "over the train tweets on the frozen model (its labels and its own final outputs, half each); the model",
+             "itself is unchanged. An input stops at the first step the exit rule allows. The recommended rule "
+             f"(**{rec_label}**)",
+             "is the one with the fewest mean layer steps whose agreement with full depth on the validation tweets is",
+             ">= 99.5% with no accuracy lost; exported bundles record it. Test tweets, eager fp32 (see",
+             "docs/adaptive-depth.md for the measured latency):", "",
+             "| exit rule | accuracy | agreement with full depth | mean layer steps | p90 layer steps |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in exits["test"]:
+        name = row["label"] + (" (recommended)" if row["rule"] == rec else "")
+        lines.append(f"| {name} | {_pct(row['accuracy'])} | {100 * row['agreement']:.2f}% | {row['mean_depth']:.2f} | "
+                     f"{row['p90_depth']:g} |")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:

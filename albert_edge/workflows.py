@@ -33,7 +33,7 @@ from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_mod
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
 from albert_edge.exit_rules import default_rules, recommend, rule_figures
-from albert_edge.exits import encode_batches, save_exits, step_logits, train_exits
+from albert_edge.exits import encode_batches, load_exits, save_exits, step_logits, train_exits
 from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
 from albert_edge.qa import QASettings, answer_question
@@ -279,8 +279,7 @@ def train_exit_heads(
     exits = train_exits(model, batches, targets(train_rows), epochs=epochs, alpha=alpha, temperature=temperature,
                         lr=lr, seed=seed)
     held = valid_rows or train_rows
-    all_logits = torch.cat([step_logits(model, exits, *b) for b in
-                            encode_batches(tokenizer, [r.text for r in held], max_seq_len)], dim=1).numpy()
+    all_logits = _all_step_logits(model, exits, tokenizer, held, max_seq_len)
     gold = np.array(targets(held))
     rules = default_rules(model.config.num_hidden_layers)
     exits.recommended = recommend(all_logits, rules, labels=gold)
@@ -288,6 +287,32 @@ def train_exit_heads(
     return {"recommended": None if exits.recommended is None else exits.recommended.to_dict(),
             "chosen_on": "valid" if valid_rows else "train",
             "rules": rule_figures(all_logits, rules, gold)}
+
+
+def evaluate_exits(model_path: str | os.PathLike, rows: Sequence[Row], *,
+                   max_seq_len: int | None = None) -> list[dict[str, Any]]:
+    """The early exits beside the classifier in `model_path` on labelled rows (eager fp32): per
+    exit rule (``exit_rules.default_rules``, full depth first) accuracy, agreement with full
+    depth, mean and p90 layer steps."""
+    model_path = Path(resolve_model_path(model_path))
+    model = load_pretrained(model_path, "sequence-classification")
+    exits = load_exits(model_path, model)
+    labels = model.config.labels
+    unknown = sorted({r.label for r in rows} - set(labels))
+    if unknown:
+        raise DataError(f"label(s) {unknown[:3]} are not among the model's labels {list(labels)}")
+    tokenizer = AlbertTokenizer.from_pretrained(model_path)
+    all_logits = _all_step_logits(model, exits, tokenizer, rows,
+                                  max_seq_len or min(128, model.config.max_position_embeddings))
+    gold = np.array([labels.index(r.label) for r in rows])
+    return rule_figures(all_logits, default_rules(model.config.num_hidden_layers), gold)
+
+
+def _all_step_logits(model: Any, exits: Any, tokenizer: AlbertTokenizer, rows: Sequence[Row],
+                     max_seq_len: int) -> np.ndarray:
+    """Every step's logits for every row, (num_steps, N, num_labels)."""
+    return torch.cat([step_logits(model, exits, *b) for b in
+                      encode_batches(tokenizer, [r.text for r in rows], max_seq_len)], dim=1).numpy()
 
 
 def transfer_rows(texts: Sequence[str], logits: Sequence[Sequence[float]], labels: Sequence[str],

@@ -200,7 +200,7 @@ def test_export_with_two_jobs_matches_one_job(exported, tmp_path):
             assert all(torch.equal(a, e) for a, e in zip(actual, expected)), (name, case["id"])
 
 
-def _lower_fails_for_int8(model, head, recipe, max_seq_len, dynamic):
+def _lower_fails_for_int8(model, head, recipe, max_seq_len, dynamic, exits=False):
     """Stands in for ``bundle._lower_in_worker`` (spawned workers import it from this module)."""
     if recipe == "int8":
         raise RuntimeError("lowering exploded")

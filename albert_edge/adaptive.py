@@ -90,6 +90,38 @@ class ExitPiece(nn.Module):
         return self.classifier(torch.tanh(self.dense(hidden[:, 0])))
 
 
+class FirstStepPiece(nn.Module):
+    """(input_ids, attention_mask, token_type_ids) -> (hidden after step 1, exit_1's logits): embed,
+    layer and exit_1 in one call."""
+
+    def __init__(self, embed: EmbedPiece, layer: LayerPiece, exit_: ExitPiece):
+        super().__init__()
+        self.config = embed.config
+        self.embed, self.layer, self.exit = embed, layer, exit_
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.layer(self.embed(input_ids, token_type_ids), attention_mask)
+        return h, self.exit(h)
+
+
+class StepPiece(nn.Module):
+    """(hidden, attention_mask) -> (next hidden, this step's exit logits): layer and exit_k in one call."""
+
+    def __init__(self, layer: LayerPiece, exit_: ExitPiece):
+        super().__init__()
+        self.config = layer.config
+        self.layer, self.exit = layer, exit_
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.layer(hidden, attention_mask)
+        return h, self.exit(h)
+
+
+def step_method(step: int) -> str:
+    """The fused method of layer step ``step`` (1-based): ``first_step``, then ``step_2`` .. ``step_L``."""
+    return "first_step" if step == 1 else f"step_{step}"
+
+
 def pieces(model: nn.Module, exits: ExitHeads) -> dict[str, tuple[nn.Module, tuple[str, ...]]]:
     """The methods of an adaptive program (besides forward): name -> (module, input names)."""
     exits.check_fits(model, "exit heads")
@@ -104,6 +136,13 @@ def pieces(model: nn.Module, exits: ExitHeads) -> dict[str, tuple[nn.Module, tup
     for k, head in enumerate(exits.heads, start=1):
         out[exit_method(k)] = (ExitPiece(model.config, head.dense, head.classifier), ("hidden",))
     out[exit_method(L)] = (ExitPiece(model.config, model.albert.pooler, model.classifier), ("hidden",))
+    # The same loop in one call per step (what the runtime runs): each call costs about 10 us of
+    # fixed overhead, a visible share of a small model's step on short inputs.
+    embed, layer = out["embed"][0], out["layer"][0]
+    out[step_method(1)] = (FirstStepPiece(embed, layer, out[exit_method(1)][0]),
+                           ("input_ids", "attention_mask", "token_type_ids"))
+    for k in range(2, L + 1):
+        out[step_method(k)] = (StepPiece(layer, out[exit_method(k)][0]), ("hidden", "attention_mask"))
     return out
 
 

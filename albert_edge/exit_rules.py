@@ -70,18 +70,19 @@ class ExitRule:
             raise ExitError(f"exit rule {text!r}: expected patience=N or confidence=P (for example patience=2)")
         return cls(kind.strip(), int(number) if kind.strip() == "patience" and number == int(number) else number)
 
-    def stops(self, step_logits: Sequence[np.ndarray]) -> bool:
-        """Whether an input whose steps so far gave ``step_logits`` (one (num_labels,) row per step,
-        the newest last) stops after the newest step (the last step is the caller's to stop)."""
-        newest = np.asarray(step_logits[-1], dtype=np.float64)
+    def stops(self, step_logits: Sequence[Sequence[float]]) -> bool:
+        """Whether an input whose steps so far gave ``step_logits`` (one row of num_labels logits
+        per step, the newest last; lists or arrays) stops after the newest step (the last step is
+        the caller's to stop). Plain Python on a few floats: this runs between program calls."""
+        newest = [float(v) for v in step_logits[-1]]
         if self.kind == "confidence":
-            p = np.exp(newest - newest.max())
-            return bool(p.max() / p.sum() >= self.value)
+            top = max(newest)
+            return 1.0 / sum(math.exp(v - top) for v in newest) >= self.value  # the top softmax probability
         p = int(self.value)
         if len(step_logits) < p + 1:
             return False
-        top = int(newest.argmax())
-        return all(int(np.asarray(r).argmax()) == top for r in step_logits[-p - 1:-1])
+        first = _argmax(newest)
+        return all(_argmax([float(v) for v in row]) == first for row in step_logits[-p - 1:-1])
 
     def depth(self, step_logits: Sequence[np.ndarray]) -> int:
         """How many steps an input runs, given every step's logits (the rule applied step by step)."""
@@ -89,6 +90,11 @@ class ExitRule:
             if self.stops(step_logits[:k]):
                 return k
         return len(step_logits)
+
+
+def _argmax(row: list[float]) -> int:
+    """The first index of the largest value (as numpy's argmax)."""
+    return max(range(len(row)), key=row.__getitem__)
 
 
 def default_rules(num_steps: int) -> list[ExitRule]:

@@ -278,10 +278,18 @@ class Program:
         if steps < 1 or missing:
             raise ProgramError(f"{self.name}: an adaptive program of {steps} layer steps lacks method(s) "
                                f"{', '.join(missing) or 'exit_1'}; re-export it")
+        # One call per step where the program has the fused methods (first_step: embed, layer
+        # and exit_1; step_k: layer and exit_k); only those are loaded then (each loaded method
+        # holds its own planned memory).
+        fused = ["first_step", *(f"step_{k}" for k in range(2, steps + 1))]
         try:
-            self._embed = self._program.load_method("embed")
-            self._layer = self._program.load_method("layer")
-            self._exits = [self._program.load_method(f"exit_{k}") for k in range(1, steps + 1)]
+            if set(fused) <= methods:
+                self._steps = [self._program.load_method(m) for m in fused]
+            else:
+                self._steps = None
+                self._embed = self._program.load_method("embed")
+                self._layer = self._program.load_method("layer")
+                self._exits = [self._program.load_method(f"exit_{k}") for k in range(1, steps + 1)]
         except RuntimeError as err:
             raise ProgramError(f"{self.name}: ExecuTorch could not load the loop's methods ({err})") from None
         self.num_steps = steps
@@ -404,9 +412,7 @@ class Program:
         outputs = self._forward(list(inputs), clone_outputs=False)
         return tuple(torch.from_numpy(t.numpy().copy()) if isinstance(t, Tensor) else t for t in outputs)
 
-    # ---- the adaptive loop: embed, then layer steps until the exit rule stops -----------------
-    # A method's output lives in that method's memory until its next call, and a layer step's
-    # input must not be the memory it writes: each output is copied out (numpy, on this thread).
+    # ---- the adaptive loop (adaptive.export_adaptive_program): steps until the exit rule stops ----
 
     def _loop_check(self) -> int:
         if self.num_steps is None:
@@ -416,27 +422,39 @@ class Program:
 
     def run_steps(self, inputs: tuple[Tensor, Tensor, Tensor], depth: int | None = None) -> list[Tensor]:
         """Checked inputs -> the logits (1, num_labels) of every exit up to ``depth`` (default: all);
-        the last step's are ``forward``'s."""
-        steps = self._loop_check()
-        ids, mask, types = inputs
-        h = _copy_out(self._embed([ids, types], clone_outputs=False))
-        out = []
-        for k in range(1, (depth or steps) + 1):
-            h = _copy_out(self._layer([h, mask], clone_outputs=False))
-            out.append(_copy_out(self._exits[k - 1]([h], clone_outputs=False)))
-        return out
+        the last step's are ``forward``'s (bit for bit in fp32)."""
+        rows: list[Tensor] = []
+        self._loop(inputs, lambda logits, k: rows.append(logits) or k == depth)
+        return rows
 
     def run_adaptive(self, inputs: tuple[Tensor, Tensor, Tensor], rule: ExitRule) -> tuple[Tensor, int]:
         """Checked inputs -> (logits (1, num_labels) of the step that stopped under ``rule``, that step)."""
+        rows: list[list[float]] = []
+
+        def stop(logits: Tensor, k: int) -> bool:
+            rows.append(logits[0].tolist())
+            return rule.stops(rows)
+
+        return self._loop(inputs, stop)
+
+    def _loop(self, inputs: tuple[Tensor, Tensor, Tensor], stop: Any) -> tuple[Tensor, int]:
+        """Run steps until ``stop(logits, k)`` is true or the last step; -> (its logits, k)."""
         steps = self._loop_check()
         ids, mask, types = inputs
+        if self._steps is not None:
+            # Each step is its own method with its own memory, so step k's hidden state feeds
+            # step k + 1 uncopied; it stays valid until step k runs again (the next input).
+            h = None
+            for k in range(1, steps + 1):
+                h, out = self._steps[k - 1]([ids, mask, types] if k == 1 else [h, mask], clone_outputs=False)
+                logits = torch.from_numpy(out.numpy().copy())
+                if stop(logits, k) or k == steps:
+                    return logits, k
         h = _copy_out(self._embed([ids, types], clone_outputs=False))
-        rows: list[np.ndarray] = []
         for k in range(1, steps + 1):
             h = _copy_out(self._layer([h, mask], clone_outputs=False))
             logits = _copy_out(self._exits[k - 1]([h], clone_outputs=False))
-            rows.append(logits[0].numpy())
-            if k == steps or rule.stops(rows):
+            if stop(logits, k) or k == steps:
                 return logits, k
         raise AssertionError("unreachable")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from albert_edge.adaptive import export_adaptive_program, exit_method
+from albert_edge.adaptive import export_adaptive_program, exit_method, step_method
 from albert_edge.runtime import Program
 from albert_edge.config import AlbertConfig
 from albert_edge.errors import ProgramError
@@ -59,16 +59,24 @@ def program(request, model_and_exits, tmp_path_factory):
 CASES = [(8, 1, 0), (32, 2, 0), (20, 3, 6), (1, 4, 0)]
 
 
-def test_full_depth_through_the_loop_is_forward(program):
+def test_full_depth_through_the_loop_is_forward(program, model_and_exits):
     recipe, _, prog = program
+    model, _ = model_and_exits
     for seq, seed, pad in CASES:
-        inputs = prog.check_inputs(*_inputs(seq, seed, pad))
+        raw = _inputs(seq, seed, pad)
+        inputs = prog.check_inputs(*raw)
         (full,) = prog.run_checked(inputs)
         last = prog.run_steps(inputs)[-1]
         if recipe == "fp32":
             assert torch.equal(full, last), (seq, seed)  # bit for bit
         else:
-            assert float((full - last).abs().max()) <= 1e-3, (seq, seed)  # the bundles' int8 tolerance
+            # The int8 tolerance a bundle's goldens give this program: 4x its distance from eager
+            # fp32, at least 1e-3 (bundle.QUANTIZED_ATOL, TOLERANCE_FACTOR). The fused step
+            # methods quantize their activations on their own: measured 0.01-0.04 from forward.
+            with torch.no_grad():
+                eager = model(*raw)
+            atol = max(1e-3, 4 * float((full - eager).abs().max()))
+            assert float((full - last).abs().max()) <= atol, (seq, seed)
 
 
 def test_every_step_matches_eager(program, model_and_exits):
@@ -84,7 +92,10 @@ def test_every_step_matches_eager(program, model_and_exits):
 
 
 def test_the_loop_stops_where_the_rule_says(program):
+    # run_adaptive takes the fused methods (first_step, step_k): one call per step; run_steps the
+    # separate ones (embed, layer, exit_k): the same logits, bit for bit
     _, _, prog = program
+    assert prog._steps is not None
     rules = [ExitRule("patience", 1), ExitRule("patience", 2), ExitRule("confidence", 0.6), ExitRule("confidence", 1.0)]
     for seq, seed, pad in CASES:
         inputs = prog.check_inputs(*_inputs(seq, seed, pad))
@@ -99,9 +110,12 @@ def test_the_loop_stops_where_the_rule_says(program):
 
 def test_the_loop_methods_are_delegated(program):
     _, lowered, _ = program
-    assert set(lowered.method_reports) == {"embed", "layer", *(exit_method(k) for k in range(1, 5))}
+    assert set(lowered.method_reports) == {"embed", "layer", *(exit_method(k) for k in range(1, 5)),
+                                           *(step_method(k) for k in range(1, 5))}
     for name, report in lowered.method_reports.items():
-        assert report.delegate_calls == 1, name
+        # a fused step is cut in two where the [CLS] row is selected (and first_step, like
+        # forward, where the int64 mask becomes float)
+        assert report.delegate_calls == (1 if name in ("embed", "layer") or name.startswith("exit") else 2), name
         assert set(report.undelegated_ops) <= ALLOWED_OUTSIDE, (name, report.undelegated_ops)
 
 

@@ -64,8 +64,11 @@ def test_the_manifest_records_the_rule_and_goldens_every_step(bundle_dir: Path) 
         for name in ("fp32", "int8"):
             entry = steps["programs"][name]
             assert len(entry["steps"]) == 4
-            # the last step is forward's output, as recorded for the plain golden check
-            assert np.allclose(entry["steps"][-1], case["programs"][name]["logits"]["values"], atol=1e-6)
+            # the last step is forward's output, as recorded for the plain golden check: bit for
+            # bit in fp32, within the program's golden tolerance in int8 (the fused step methods
+            # quantize their activations on their own)
+            atol = 1e-6 if name == "fp32" else goldens["tolerances"][name]["atol"]  # fp32: stored rounded
+            assert np.allclose(entry["steps"][-1], case["programs"][name]["logits"]["values"], atol=atol, rtol=0)
             assert entry["depth"] == ExitRule("patience", 1).depth([np.array(r) for r in entry["steps"]])
 
 
@@ -83,7 +86,8 @@ def test_classify_reports_depth_and_full_depth_is_forward(bundle_dir: Path) -> N
             assert a["depth"] == depth
             assert a["label"] == bundle.labels[int(rows[depth - 1].argmax())]
             assert f["depth"] == 4 and n["depth"] == 4
-            assert f["probs"] == pytest.approx(n["probs"], abs=1e-6)  # the loop at full depth is forward
+            # the loop at full depth is forward: in fp32 exactly, in int8 to its quantization noise
+            assert f["probs"] == pytest.approx(n["probs"], abs=1e-6 if name == "fp32" else 0.05)
     assert any(r["depth"] < 4 for r in bundle.classify(TEXTS))
 
 

@@ -233,6 +233,29 @@ def dynamic_shapes(max_seq_len: int) -> tuple[dict[int, Any], ...]:
     return tuple({1: seq} for _ in INPUT_NAMES)
 
 
+def check_max_seq_len(config: Any, max_seq_len: int) -> None:
+    if not 1 <= max_seq_len <= config.max_position_embeddings:
+        raise ValueError(
+            f"max_seq_len must be in [1, max_position_embeddings={config.max_position_embeddings}], got {max_seq_len}"
+        )
+
+
+def to_edge(exported: Any, constants: dict[str, int]) -> Any:
+    """Exported program(s) (one, or a dict by method name) lowered to XNNPACK, with ``constants``
+    as constant methods: facts a runtime needs to check inputs, readable from a bare .pte."""
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+    return to_edge_transform_and_lower(
+        exported,
+        transform_passes=[infer_single_dynamic_dim],
+        partitioner=[_partitioner()],
+        # The IR validity check re-runs every node on fake tensors; it costs about a minute for
+        # albert-base; the tests check every recipe's program against eager instead.
+        compile_config=EdgeCompileConfig(_check_ir_validity=False),
+        constant_methods=constants,
+    )
+
+
 def export_program(
     model: nn.Module,
     recipe: Recipe,
@@ -242,13 +265,8 @@ def export_program(
     calibration: list[tuple[Tensor, ...]] | None = None,
 ) -> LoweredProgram:
     """Quantize (on a copy), export and lower ``model``; returns the program and its report."""
-    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
-
     config = model.config
-    if not 1 <= max_seq_len <= config.max_position_embeddings:
-        raise ValueError(
-            f"max_seq_len must be in [1, max_position_embeddings={config.max_position_embeddings}], got {max_seq_len}"
-        )
+    check_max_seq_len(config, max_seq_len)
     start = time.perf_counter()
     register_quantized_ops()
     example = make_example_inputs(config, min(max_seq_len, 16) if dynamic else max_seq_len)
@@ -256,16 +274,7 @@ def export_program(
     q = quantize(model, recipe, calibration or [example], dynamic_shapes=shapes)
     with torch.no_grad():
         exported = torch.export.export(q, example, dynamic_shapes=shapes)
-    edge = to_edge_transform_and_lower(
-        exported,
-        transform_passes=[infer_single_dynamic_dim],
-        partitioner=[_partitioner()],
-        # The IR validity check re-runs every node on fake tensors; it costs about a minute for
-        # albert-base; the tests check every recipe's program against eager instead.
-        compile_config=EdgeCompileConfig(_check_ir_validity=False),
-        # Facts a runtime needs to check inputs, readable from a bare .pte as extra methods.
-        constant_methods=program_constants(config, max_seq_len, dynamic),
-    )
+    edge = to_edge(exported, program_constants(config, max_seq_len, dynamic))
     report = delegation_report(edge.exported_program())
     buffer = edge.to_executorch().buffer
     seconds = time.perf_counter() - start

@@ -2,8 +2,10 @@
 
 - The shipped default model's int8 adaptive program on 500 test tweets (seeded sample), one
   round = every tweet once: ``forward`` (full depth in one call), the loop at full depth (the
-  per-call overhead of embed + 6 layer calls + 6 exit calls against one call), and the loop under
-  exit rules. extra_info holds the mean layer steps and the accuracy of each.
+  per-call overhead of the loop's calls against one call), and the loop under exit rules; for
+  the program as exported (``separate``: embed, then layer and exit_k per step) and with
+  ``fused_steps`` (one call per step, a larger file). extra_info holds the mean layer steps, the
+  accuracy and the file size of each.
 - albert-base-v2's shape (random weights) at 128 tokens, exit heads trained briefly on tweets:
   ``forward`` against the loop stopped after k of its 12 steps, and the loop under the rule the
   brief training recommends (its mean steps are in extra_info; with random weights they say
@@ -43,27 +45,27 @@ def threads() -> int:
     return THREADS
 
 
-def _adaptive_program(name: str, model, exits) -> Path:
+def _adaptive_program(name: str, model, exits, fused: bool = False) -> Path:
     from albert_edge.adaptive import export_adaptive_program
     from albert_edge.recipes import RECIPES
 
     out = CACHE / _source_hash()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}_int8_adaptive.pte"
+    path = out / f"{name}_int8_adaptive{'_fused' if fused else ''}.pte"
     if not path.exists():
-        program = export_adaptive_program(model, exits, RECIPES["int8"], max_seq_len=MAX_SEQ_LEN)
+        program = export_adaptive_program(model, exits, RECIPES["int8"], max_seq_len=MAX_SEQ_LEN, fused_steps=fused)
         path.write_bytes(program.buffer)
     return path
 
 
-@pytest.fixture(scope="session")
-def default_case(models):
+@pytest.fixture(scope="session", params=["separate", "fused"])
+def default_case(request, models):
     from albert_edge.corpora import tweet_splits
     from albert_edge.runtime import Program
 
     model = models["default"]
     exits = load_exits(DEFAULT_MODEL_DIR, model)
-    program = Program(_adaptive_program("default", model, exits))
+    program = Program(_adaptive_program("default", model, exits, fused=request.param == "fused"))
     tok = AlbertTokenizer.from_pretrained(DEFAULT_MODEL_DIR)
     test = tweet_splits()["test"]
     rows = random.Random(0).sample(test, SAMPLE)
@@ -72,12 +74,12 @@ def default_case(models):
         e = tok.encode(r.text, max_length=MAX_SEQ_LEN)
         inputs.append(program.check_inputs([e.input_ids], [e.attention_mask], [e.token_type_ids]))
     gold = [model.config.labels.index(r.label) for r in rows]
-    return program, exits, inputs, gold
+    return program, exits, inputs, gold, request.param
 
 
 @pytest.mark.parametrize("setting", RULES)
 def test_default_int8_adaptive(benchmark, default_case, setting, threads):
-    program, exits, inputs, gold = default_case
+    program, exits, inputs, gold, methods = default_case
     rule = exits.recommended if setting == "recommended" else None if setting in ("forward", "loop-full") \
         else ExitRule.parse(setting)
     outcome: list[tuple[int, int]] = []
@@ -95,7 +97,8 @@ def test_default_int8_adaptive(benchmark, default_case, setting, threads):
 
     benchmark.pedantic(one_pass, warmup_rounds=1, rounds=7, iterations=1)
     preds, depths = np.array([p for p, _ in outcome]), np.array([d for _, d in outcome])
-    benchmark.extra_info.update(model="default", program="pte-int8-adaptive", setting=setting,
+    benchmark.extra_info.update(model="default", program="pte-int8-adaptive", methods=methods, setting=setting,
+                                size_bytes=Path(program.name).stat().st_size,
                                 rule=None if rule is None else rule.label, inputs=len(inputs), threads=threads,
                                 mean_depth=float(depths.mean()), accuracy=float((preds == np.array(gold)).mean()))
     assert len(outcome) == len(inputs)

@@ -47,13 +47,17 @@ def model_and_exits():
     return model, train_exits(model, batches, epochs=5)
 
 
-@pytest.fixture(scope="module", params=["fp32", "int8"])
+@pytest.fixture(scope="module", params=[("fp32", False), ("int8", False), ("int8", True)], ids=["fp32", "int8", "int8-fused"])
 def program(request, model_and_exits, tmp_path_factory):
     model, exits = model_and_exits
-    lowered = export_adaptive_program(model, exits, get_recipe(request.param), max_seq_len=TINY.max_position_embeddings)
-    path = tmp_path_factory.mktemp("adaptive") / f"{request.param}.pte"
+    recipe, fused = request.param
+    lowered = export_adaptive_program(model, exits, get_recipe(recipe), max_seq_len=TINY.max_position_embeddings,
+                                      fused_steps=fused)
+    path = tmp_path_factory.mktemp("adaptive") / f"{recipe}.pte"
     path.write_bytes(lowered.buffer)
-    return request.param, lowered, Program(path)
+    prog = Program(path)
+    assert (prog._steps is not None) == fused  # the runtime takes the fused methods where they are
+    return recipe, lowered, prog
 
 
 CASES = [(8, 1, 0), (32, 2, 0), (20, 3, 6), (1, 4, 0)]
@@ -92,10 +96,7 @@ def test_every_step_matches_eager(program, model_and_exits):
 
 
 def test_the_loop_stops_where_the_rule_says(program):
-    # run_adaptive takes the fused methods (first_step, step_k): one call per step; run_steps the
-    # separate ones (embed, layer, exit_k): the same logits, bit for bit
     _, _, prog = program
-    assert prog._steps is not None
     rules = [ExitRule("patience", 1), ExitRule("patience", 2), ExitRule("confidence", 0.6), ExitRule("confidence", 1.0)]
     for seq, seed, pad in CASES:
         inputs = prog.check_inputs(*_inputs(seq, seed, pad))
@@ -109,9 +110,9 @@ def test_the_loop_stops_where_the_rule_says(program):
 
 
 def test_the_loop_methods_are_delegated(program):
-    _, lowered, _ = program
-    assert set(lowered.method_reports) == {"embed", "layer", *(exit_method(k) for k in range(1, 5)),
-                                           *(step_method(k) for k in range(1, 5))}
+    _, lowered, prog = program
+    fused = {step_method(k) for k in range(1, 5)} if prog._steps is not None else set()
+    assert set(lowered.method_reports) == {"embed", "layer", *(exit_method(k) for k in range(1, 5))} | fused
     for name, report in lowered.method_reports.items():
         # a fused step is cut in two where the [CLS] row is selected (and first_step, like
         # forward, where the int64 mask becomes float)

@@ -183,9 +183,10 @@ def export_adaptive_program(
     full_example = tuple(examples[n] for n in ("input_ids", "attention_mask", "token_type_ids"))
     seq_dim = torch.export.Dim("seq", min=1, max=max_seq_len) if dynamic else None
     programs = {}
-    q = quantize(model, recipe, calibration or [full_example], dynamic_shapes=dynamic_shapes(max_seq_len) if dynamic else None)
+    full_shapes = dynamic_shapes(max_seq_len) if dynamic else None
+    q = quantize(model, recipe, calibration or [full_example], dynamic_shapes=full_shapes)
     with torch.no_grad():
-        programs["forward"] = torch.export.export(q, full_example, dynamic_shapes=dynamic_shapes(max_seq_len) if dynamic else None)
+        programs["forward"] = torch.export.export(q, full_example, dynamic_shapes=full_shapes)
     for name, (piece, inputs) in pieces(model, exits, fused_steps).items():
         example = tuple(examples[n] for n in inputs)
         shapes = tuple({1: seq_dim} for _ in inputs) if dynamic else None

@@ -152,14 +152,18 @@ def recommend(all_logits: np.ndarray, rules: Sequence[ExitRule], max_drop: float
     """The rule with the fewest mean steps whose agreement with full depth is >= ``min_agreement``
     and, with ``labels``, whose accuracy is at most ``max_drop`` (a fraction) below full depth's.
     None when no rule qualifies. Ties go to the rule listed first."""
-    full = all_logits[-1].argmax(-1)
+    return pick_rule(rule_figures(all_logits, rules, labels), max_drop, min_agreement)
+
+
+def pick_rule(figures: Sequence[dict[str, Any]], max_drop: float = 0.0, min_agreement: float = 0.995) -> ExitRule | None:
+    """``recommend`` on figures ``rule_figures`` already made (full depth first)."""
+    full, *rows = figures
     best, best_depth = None, math.inf
-    for rule in rules:
-        out = apply_rule(rule, all_logits)
-        if float((out.predictions == full).mean()) < min_agreement:
+    for row in rows:
+        if row["agreement"] < min_agreement:
             continue
-        if labels is not None and float((out.predictions == labels).mean()) < float((full == labels).mean()) - max_drop:
+        if "accuracy" in row and row["accuracy"] < full["accuracy"] - max_drop:
             continue
-        if out.mean_depth < best_depth:
-            best, best_depth = rule, out.mean_depth
+        if row["mean_depth"] < best_depth:
+            best, best_depth = ExitRule.from_dict(row["rule"]), row["mean_depth"]
     return best

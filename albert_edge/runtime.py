@@ -523,11 +523,11 @@ class Bundle:
             set_num_threads(num_threads)
         tokenizer = tokenizer_from_manifest(root, manifest)
         programs: dict[str, Program] = {}
+        adaptive = exit_settings(manifest)
         for entry in manifest["programs"]:
             program = Program(root / entry["file"], name=str(root / entry["file"]), weight_cache=weight_cache,
                               output_names=[o["name"] for o in entry["outputs"]])
             _check_program_matches(program, entry, manifest, root)
-            adaptive = exit_settings(manifest)
             if adaptive is not None and program.num_steps != adaptive[0]:
                 has = "no loop methods" if program.num_steps is None else f"{program.num_steps} layer steps"
                 raise BundleError(f"{root / entry['file']}: manifest.json adaptive says {adaptive[0]} layer steps, but "
@@ -641,11 +641,12 @@ class Bundle:
                 rule = ExitRule.parse(rule)
             except ExitError as e:
                 raise BundleError(str(e)) from None
-        if rule is not None and self.exit_rule is None:
+        recorded = self.exit_rule
+        if rule is not None and recorded is None:
             raise BundleError(f"{self.path}: an exit rule ({rule.label}) was given, but this bundle has no early exits "
                               "(manifest.json has no adaptive); export a model with exits.safetensors")
-        adaptive = self.exit_rule is not None and not full_depth
-        rule = rule or self.exit_rule
+        adaptive = recorded is not None and not full_depth
+        rule = rule or recorded
         results = []
         for text in texts:
             if adaptive:
@@ -659,7 +660,7 @@ class Bundle:
             probs = torch.softmax(logits[0].double(), dim=-1).tolist()  # (num_labels,)
             best = max(range(len(probs)), key=probs.__getitem__)
             result = {"text": text, "label": self.labels[best], "probs": dict(zip(self.labels, probs))}
-            if self.exit_rule is not None:
+            if recorded is not None:
                 result["depth"] = depth
             results.append(result)
         return results

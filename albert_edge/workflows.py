@@ -32,7 +32,7 @@ from albert_edge.augment import augment_texts
 from albert_edge.checkpoint import CheckpointError, load_pretrained, resolve_model_path
 from albert_edge.config import AlbertConfig
 from albert_edge.datasets import DataError, Row, encode_rows, read_labelled, read_text
-from albert_edge.exit_rules import default_rules, recommend, rule_figures
+from albert_edge.exit_rules import default_rules, pick_rule, rule_figures
 from albert_edge.exits import encode_batches, load_exits, save_exits, step_logits, train_exits
 from albert_edge.model import AlbertForPreTraining, AlbertForQuestionAnswering, AlbertForSequenceClassification
 from albert_edge.pretraining_data import MaskingConfig, PretrainingVocab, create_examples, tokenize_documents
@@ -267,26 +267,16 @@ def train_exit_heads(
     tokenizer = AlbertTokenizer.from_pretrained(model_path)
     labels = model.config.labels
     max_seq_len = max_seq_len or min(128, model.config.max_position_embeddings)
-    index = {name: i for i, name in enumerate(labels)}
-
-    def targets(rows: Sequence[Row]) -> list[int]:
-        unknown = sorted({r.label for r in rows} - set(index))
-        if unknown:
-            raise DataError(f"label(s) {unknown[:3]} are not among the model's labels {list(labels)}")
-        return [index[r.label] for r in rows]
-
     batches = encode_batches(tokenizer, [r.text for r in train_rows], max_seq_len)
-    exits = train_exits(model, batches, targets(train_rows), epochs=epochs, alpha=alpha, temperature=temperature,
-                        lr=lr, seed=seed)
+    exits = train_exits(model, batches, _label_ids(train_rows, labels), epochs=epochs, alpha=alpha,
+                        temperature=temperature, lr=lr, seed=seed)
     held = valid_rows or train_rows
-    all_logits = _all_step_logits(model, exits, tokenizer, held, max_seq_len)
-    gold = np.array(targets(held))
-    rules = default_rules(model.config.num_hidden_layers)
-    exits.recommended = recommend(all_logits, rules, labels=gold)
+    figures = rule_figures(_all_step_logits(model, exits, tokenizer, held, max_seq_len),
+                           default_rules(model.config.num_hidden_layers), np.array(_label_ids(held, labels)))
+    exits.recommended = pick_rule(figures)
     save_exits(exits, model_path, labels)
     return {"recommended": None if exits.recommended is None else exits.recommended.to_dict(),
-            "chosen_on": "valid" if valid_rows else "train",
-            "rules": rule_figures(all_logits, rules, gold)}
+            "chosen_on": "valid" if valid_rows else "train", "rules": figures}
 
 
 def evaluate_exits(model_path: str | os.PathLike, rows: Sequence[Row], *,
@@ -297,15 +287,20 @@ def evaluate_exits(model_path: str | os.PathLike, rows: Sequence[Row], *,
     model_path = Path(resolve_model_path(model_path))
     model = load_pretrained(model_path, "sequence-classification")
     exits = load_exits(model_path, model)
-    labels = model.config.labels
-    unknown = sorted({r.label for r in rows} - set(labels))
-    if unknown:
-        raise DataError(f"label(s) {unknown[:3]} are not among the model's labels {list(labels)}")
+    gold = np.array(_label_ids(rows, model.config.labels))
     tokenizer = AlbertTokenizer.from_pretrained(model_path)
     all_logits = _all_step_logits(model, exits, tokenizer, rows,
                                   max_seq_len or min(128, model.config.max_position_embeddings))
-    gold = np.array([labels.index(r.label) for r in rows])
     return rule_figures(all_logits, default_rules(model.config.num_hidden_layers), gold)
+
+
+def _label_ids(rows: Sequence[Row], labels: Sequence[str]) -> list[int]:
+    """Each row's label as the model's label id; a label the model does not have is refused."""
+    unknown = sorted({r.label for r in rows} - set(labels))
+    if unknown:
+        raise DataError(f"label(s) {unknown[:3]} are not among the model's labels {list(labels)}")
+    index = {name: i for i, name in enumerate(labels)}
+    return [index[r.label] for r in rows]
 
 
 def _all_step_logits(model: Any, exits: Any, tokenizer: AlbertTokenizer, rows: Sequence[Row],

@@ -5,19 +5,23 @@ Debian's junit4), runs JUnit, then replays every golden tokenizer case and a sec
 through `android_demo/tools/tokenize` against the Python tokenizer (ids and offsets), checks textcore's Unicode
 tables against Python's `unicodedata` for every code point and that textcore's bytecode asks the
 platform no Unicode question, compiles the app's SDK-free sources against ExecuTorch stubs, runs
-the app's QA path with a fake program, and checks that the post-processing fixture is what
-export/make_postprocess_goldens.py writes. (The QA fixture's own check is tests/test_qa_goldens.py;
+the app's QA path with a fake program, replays an exported adaptive (early-exit) bundle's
+goldens through textcore's exit rule and loop (android_demo/tools/appcheck/AdaptiveAppCheck.kt),
+and checks that the post-processing and exit-rule fixtures are what export/make_postprocess_goldens.py
+and export/make_exit_rule_goldens.py write. (The QA fixture's own check is tests/test_qa_goldens.py;
 the replay of exported QA bundles' golden cases is in tests/test_qa_bundle.py.) A missing
 toolchain is a failure, never a skip: CI must run these.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -25,7 +29,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import torch
 
+from albert_edge.bundle import export_bundle
+from albert_edge.checkpoint import save_pretrained
+from albert_edge.config import AlbertConfig
+from albert_edge.exit_rules import ExitRule
+from albert_edge.exits import save_exits, train_exits
+from albert_edge.model import AlbertForSequenceClassification
 from albert_edge.tokenizer import AlbertTokenizer
 from albert_edge.tokenizer_goldens import read_goldens
 
@@ -40,6 +51,7 @@ JUNIT_JARS = [
 GOLDENS = REPO / "export" / "goldens"
 SPIECE = GOLDENS / "spiece.model"
 FIXTURE = TEXTCORE / "src" / "test" / "resources" / "postprocess_cases.json"
+EXIT_RULE_FIXTURE = TEXTCORE / "src" / "test" / "resources" / "exit_rule_cases.json"
 CATALOG = REPO / "android_demo" / "gradle" / "libs.versions.toml"
 
 
@@ -556,3 +568,90 @@ def test_postprocess_fixture_is_up_to_date(tmp_path: Path) -> None:
     assert out.read_text() == FIXTURE.read_text(), (
         f"{FIXTURE.relative_to(REPO)} is stale; run `.venv/bin/python export/make_postprocess_goldens.py`"
     )
+
+
+def test_exit_rule_fixture_is_up_to_date(tmp_path: Path) -> None:
+    """textcore's ExitRule is tested against exit_rule_cases.json; it must be what exit_rules.py gives today."""
+    out = tmp_path / "exit_rule_cases.json"
+    r = subprocess.run([sys.executable, str(REPO / "export" / "make_exit_rule_goldens.py"), "--out", str(out)],
+                       check=False, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == EXIT_RULE_FIXTURE.read_text(), (
+        f"{EXIT_RULE_FIXTURE.relative_to(REPO)} is stale; run `.venv/bin/python export/make_exit_rule_goldens.py`"
+    )
+
+
+ADAPTIVE_TEXTS = ["good day", "the food was awful", "a film", "we were so happy and it was great", "terrible " * 20]
+
+
+@pytest.fixture(scope="module")
+def adaptive_bundle(tmp_path_factory: pytest.TempPathFactory, spiece_model_path: Path) -> Path:
+    """A small fp32 bundle with early exits: tests/test_adaptive_bundle.py's tiny model with trained exit heads."""
+    d = tmp_path_factory.mktemp("adaptive-model")
+    tok = AlbertTokenizer.from_file(spiece_model_path)
+    config = dataclasses.replace(AlbertConfig.from_name("tiny"), vocab_size=tok.vocab_size, num_hidden_layers=4,
+                                 max_position_embeddings=32, labels=("neg", "neu", "pos"))
+    torch.manual_seed(0)
+    model = AlbertForSequenceClassification(config).eval()
+    with torch.no_grad():  # steps that move the state and a head that separates inputs: depths differ
+        model.albert.pooler.weight.normal_(0, 3 / config.hidden_size**0.5)
+        model.classifier.weight.normal_(0, 3)
+        for p in model.albert.encoder.albert_layer_groups.parameters():
+            if p.dim() == 2:
+                p.mul_(6)
+    save_pretrained(model, d, tokenizer_file=spiece_model_path)
+    encs = tok.encode_batch([f"text number {i} " + "word " * (i % 7) for i in range(64)], max_length=32)
+    batch = tuple(torch.tensor([getattr(e, f) for e in encs]) for f in ("input_ids", "attention_mask", "token_type_ids"))
+    exits = train_exits(model, [batch], epochs=5)
+    exits.recommended = ExitRule("patience", 1)
+    save_exits(exits, d, config.labels)
+    return export_bundle(d, tmp_path_factory.mktemp("adaptive-bundle") / "b", ("fp32",), golden_texts=ADAPTIVE_TEXTS)
+
+
+def _with_goldens(bundle: Path, out: Path, edit) -> Path:
+    """A copy of ``bundle`` whose goldens.json ``edit`` changed, its manifest entry (size, sha256) updated."""
+    shutil.copytree(bundle, out)
+    goldens = json.loads((out / "goldens.json").read_text())
+    edit(goldens)
+    data = json.dumps(goldens).encode()
+    (out / "goldens.json").write_bytes(data)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["goldens"].update(size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.mark.slow
+def test_app_adaptive_path_on_the_jvm(textcore_jar: Path, adaptive_bundle: Path, tmp_path: Path) -> None:
+    """An exported adaptive bundle as the app reads it (manifest with `adaptive`, goldens, file hashes,
+    tokenizer ids), and every adaptive_cases entry's golden step logits through textcore's loop and
+    rule: the depths Python recorded (android_demo/tools/appcheck/AdaptiveAppCheck.kt). A golden
+    depth edited by one step is reported. (The programs' own step logits need ExecuTorch's Android
+    runtime: GoldenReplayTest on a device.)"""
+    sources = [APP_SOURCES / n for n in ("BundleFiles.kt", "BundleLocator.kt")]
+    check = REPO / "android_demo" / "tools" / "appcheck" / "AdaptiveAppCheck.kt"
+    r = subprocess.run(
+        [str(KOTLINC), "-jvm-target", "17", "-Werror", "-cp", str(textcore_jar), "-d", str(tmp_path / "classes"),
+         *map(str, sources), str(check)],
+        check=False, capture_output=True, text=True,
+    )
+    assert r.returncode == 0, f"kotlinc failed:\n{r.stdout}{r.stderr}"
+
+    def app_check(bundle: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(["java", "-cp", f"{tmp_path / 'classes'}:{textcore_jar}",
+                               "org.albertedge.demo.check.AdaptiveAppCheckKt", str(bundle)],
+                              check=False, capture_output=True, text=True)
+
+    r = app_check(adaptive_bundle)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"checked {len(ADAPTIVE_TEXTS)} adaptive cases x 1 programs: 0 differ" in r.stdout, r.stdout
+    depths = [c["programs"]["fp32"]["depth"] for c in json.loads((adaptive_bundle / "goldens.json").read_text())["adaptive_cases"]]
+    assert any(d < 4 for d in depths), f"every case ran all 4 steps ({depths}): the replay would test no early stop"
+
+    def one_step_later(goldens: dict) -> None:
+        entry = goldens["adaptive_cases"][1]["programs"]["fp32"]
+        entry["depth"] = entry["depth"] % 4 + 1
+    r = app_check(_with_goldens(adaptive_bundle, tmp_path / "edited", one_step_later))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"checked {len(ADAPTIVE_TEXTS)} adaptive cases x 1 programs: 1 differ" in r.stdout, r.stdout
+    assert "adaptive_cases[1] fp32: textcore's patience=1 stops at step" in r.stdout, r.stdout

@@ -6,6 +6,14 @@ public abstract class Tensor {
         throw new UnsupportedOperationException("stub");
     }
 
+    public static Tensor fromBlob(float[] data, long[] shape) {
+        throw new UnsupportedOperationException("stub");
+    }
+
+    public long[] shape() {
+        throw new UnsupportedOperationException("stub");
+    }
+
     public float[] getDataAsFloatArray() {
         throw new UnsupportedOperationException("stub");
     }

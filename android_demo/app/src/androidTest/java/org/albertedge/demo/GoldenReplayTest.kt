@@ -4,6 +4,7 @@ import androidx.test.ext.junit.runners.AndroidJUnit4
 import androidx.test.platform.app.InstrumentationRegistry
 import java.io.File
 import kotlin.math.abs
+import org.albertedge.textcore.AdaptiveGoldens
 import org.albertedge.textcore.AlbertTokenizer
 import org.albertedge.textcore.Encoding
 import org.albertedge.textcore.QAGoldens
@@ -23,7 +24,10 @@ import org.junit.runner.RunWith
  * `tolerances.<name>.atol`; and the Kotlin tokenizer must give each case's ids. A
  * question-answering bundle's `qa_cases` are replayed too: textcore's windows and its answers
  * from the golden logits must be Python's ([QAGoldens.check]), and every window through every
- * program must give the golden start/end logits within the tolerance.
+ * program must give the golden start/end logits within the tolerance. A bundle with early exits
+ * (`adaptive`) has its `adaptive_cases` replayed: textcore's rule on the golden step logits must
+ * stop at the golden depth ([AdaptiveGoldens.check]), and every case through every program's loop
+ * must give each step's golden logits within the tolerance and stop at the golden depth.
  *
  * Needs a bundle: `android_demo/push_bundle.sh out/android-bundle` before
  * `./gradlew :app:connectedAndroidTest`. Everything runs and asserts on the test thread.
@@ -146,6 +150,44 @@ class GoldenReplayTest {
         }
         assertTrue("no QA logits compared", compared > 0)
         assertTrue("${problems.size} QA differences:\n" + problems.take(20).joinToString("\n"), problems.isEmpty())
+    }
+
+    @Test
+    fun adaptiveCasesReplay() {
+        val manifest = bundle.manifest
+        val settings = manifest.adaptive ?: return // a bundle without early exits has no adaptive_cases
+        val golden = AdaptiveGoldens.parse(goldensText)
+        // textcore's rule and loop on the golden step logits (also checked on the JVM by make test).
+        val problems = AdaptiveGoldens.check(manifest, golden).toMutableList()
+        val cases = goldens.getJSONArray("cases")
+        val tolerances = goldens.getJSONObject("tolerances")
+        var compared = 0
+        for (program in manifest.programs) {
+            val atol = tolerances.getJSONObject(program.name).getDouble("atol")
+            ExecutorchClassifier.load(BundleFiles.verified(bundle.dir, program.file), program, manifest, numThreads = 0).use { model ->
+                for ((i, case) in golden.withIndex()) {
+                    val want = case.programs[program.name] ?: continue // reported by AdaptiveGoldens.check
+                    val c = cases.getJSONObject(i)
+                    val encoding = Encoding(longs(c.getJSONArray("input_ids")), longs(c.getJSONArray("attention_mask")), longs(c.getJSONArray("token_type_ids")))
+                    val inputs = programInputs(encoding, program, manifest)
+                    val full = model.adaptiveLogits(inputs, rule = null) // every step, to compare each one
+                    for ((k, row) in full.steps.withIndex()) {
+                        val expected = want.steps.getOrNull(k) ?: continue
+                        if (row.size != expected.size) {
+                            problems += "${program.name} adaptive_cases[$i] step ${k + 1}: ${row.size} logits, golden ${expected.size}"
+                            continue
+                        }
+                        val worst = row.indices.maxOf { abs(row[it] - expected[it]).toDouble() }
+                        if (worst > atol) problems += "${program.name} adaptive_cases[$i] step ${k + 1}: off by $worst (atol $atol)"
+                        compared += row.size
+                    }
+                    val depth = model.adaptiveLogits(inputs).depth
+                    if (depth != want.depth) problems += "${program.name} adaptive_cases[$i]: the loop stops at step $depth under ${settings.rule}, golden depth ${want.depth}"
+                }
+            }
+        }
+        assertTrue("no step logits compared", compared > 0)
+        assertTrue("${problems.size} adaptive differences:\n" + problems.take(20).joinToString("\n"), problems.isEmpty())
     }
 
     private fun longs(array: JSONArray): LongArray = LongArray(array.length()) { array.getLong(it) }

@@ -36,6 +36,10 @@ data class Classification(
     /** Every class, most likely first. */
     val scores: List<LabelScore>,
     val latency: LatencySummary,
+    /** Early exits (manifest `adaptive`): the layer steps this text ran, of [numSteps], under [exitRule]; null without. */
+    val depth: Int? = null,
+    val numSteps: Int? = null,
+    val exitRule: String? = null,
 )
 
 data class UiState(
@@ -143,7 +147,8 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
             "question answering, windows of ${qa.maxSeqLen} tokens overlapping by ${qa.docStride}, " +
                 "answers of at most ${qa.maxAnswerLen} tokens"
         } else {
-            "${manifest.task}, labels ${manifest.labels.joinToString()}, max ${manifest.maxSeqLen} tokens"
+            "${manifest.task}, labels ${manifest.labels.joinToString()}, max ${manifest.maxSeqLen} tokens" +
+                manifest.adaptive?.let { ", early exits after any of ${it.numSteps} layer steps (${it.rule})" }.orEmpty()
         }
         _state.update {
             it.copy(
@@ -213,7 +218,17 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
         val text = submittedText
         val inputs = programInputs(tok.encode(text, maxLength = manifest.maxSeqLen), model.program, manifest)
         var logits = FloatArray(0)
-        val latency = measureLatency(warmup = 3, runs = 20) { logits = model.logits(inputs) }
+        var depth: Int? = null
+        // With early exits the loop runs (embed, then layer and exit_k until the manifest's rule stops); else forward.
+        val latency = measureLatency(warmup = 3, runs = 20) {
+            if (model.adaptive != null) {
+                val result = model.adaptiveLogits(inputs)
+                logits = result.logits
+                depth = result.depth
+            } else {
+                logits = model.logits(inputs)
+            }
+        }
         check(logits.size == manifest.labels.size) {
             "program ${model.program.name} returned ${logits.size} logits for ${manifest.labels.size} labels"
         }
@@ -221,7 +236,8 @@ class ClassifierViewModel(application: Application) : AndroidViewModel(applicati
         val tokens = inputs.attentionMask.count { it == 1L }
         _state.update {
             it.copy(
-                result = Classification(text, model.program.name, model.numThreads, tokens, scores.first().label, scores, latency),
+                result = Classification(text, model.program.name, model.numThreads, tokens, scores.first().label, scores, latency,
+                    depth, model.adaptive?.numSteps, model.adaptive?.rule?.toString()),
                 heapAddedByFirstForward = model.heapAddedByFirstForward,
             )
         }

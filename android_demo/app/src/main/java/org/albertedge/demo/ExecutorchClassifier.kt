@@ -2,8 +2,12 @@ package org.albertedge.demo
 
 import android.os.Debug
 import java.io.File
+import org.albertedge.textcore.AdaptiveResult
+import org.albertedge.textcore.AdaptiveSettings
 import org.albertedge.textcore.BundleManifest
+import org.albertedge.textcore.ExitRule
 import org.albertedge.textcore.ProgramInfo
+import org.albertedge.textcore.runAdaptive
 import org.pytorch.executorch.EValue
 import org.pytorch.executorch.Module
 import org.pytorch.executorch.Tensor
@@ -11,7 +15,9 @@ import org.pytorch.executorch.Tensor
 /**
  * The only class that calls ExecuTorch: loads one `.pte` program and runs `forward` on
  * (input_ids, attention_mask, token_type_ids), each int64 of shape (1, S), for any task's
- * program (a classifier's logits, a QA program's start and end logits).
+ * program (a classifier's logits, a QA program's start and end logits). For a bundle with early
+ * exits (manifest `adaptive`) it also runs the adaptive loop ([adaptiveLogits]): `embed`, then
+ * `layer` and `exit_k` per step, driven by textcore's [runAdaptive].
  *
  * Threads: `Module.load(path, loadMode, numThreads)` (executorch-android 0.7 and later) sets the
  * size of ExecuTorch's CPU thread pool, which is process-wide and shared by every loaded program;
@@ -25,12 +31,14 @@ class ExecutorchClassifier private constructor(
     private val module: Module,
     override val program: ProgramInfo,
     override val numThreads: Int,
-    /** Wall time of `Module.load` plus loading the `forward` method, in milliseconds. */
+    /** Wall time of `Module.load` plus loading `forward` (and the loop's methods), in milliseconds. */
     val loadMillis: Double,
     /** Native heap ([Debug.getNativeHeapAllocatedSize]) just before `Module.load`, in bytes. */
     private val heapBeforeLoad: Long,
     /** Native heap the program added once loaded (packed weights, planned memory), in bytes. */
     val heapAddedByLoad: Long,
+    /** The manifest's `adaptive` (the loop's methods are loaded); null for a bundle without early exits. */
+    val adaptive: AdaptiveSettings?,
 ) : ProgramRunner, AutoCloseable {
     private var closed = false
 
@@ -60,13 +68,54 @@ class ExecutorchClassifier private constructor(
         check(outputs.size == program.outputs.size) {
             "program ${program.name}: forward returned ${outputs.size} outputs; the manifest lists ${program.outputs}"
         }
+        noteFirstCall()
+        return outputs.mapIndexed { o, value -> finite(value.toTensor().dataAsFloatArray, "output ${program.outputs[o]}") }
+    }
+
+    /**
+     * The adaptive loop (export/BUNDLE.md, `adaptive`) on [inputs]: `embed`, then `layer` and
+     * `exit_k` per step until [rule] stops (null: every step) or the last step. Each method's
+     * output is copied into a Java array ([Tensor.getDataAsFloatArray]) before the next call, so
+     * the next call cannot overwrite the hidden state it is given.
+     */
+    fun adaptiveLogits(inputs: ProgramInputs, rule: ExitRule? = adaptive?.rule): AdaptiveResult {
+        check(!closed) { "program ${program.name} was closed" }
+        val settings = checkNotNull(adaptive) { "program ${program.name}: the bundle has no 'adaptive' (no early exits)" }
+        val shape = longArrayOf(1L, inputs.seqLen.toLong())
+        val mask = EValue.from(Tensor.fromBlob(inputs.attentionMask, shape))
+        val result = runAdaptive(settings.numSteps, rule,
+            embed = { hidden("embed", EValue.from(Tensor.fromBlob(inputs.inputIds, shape)), EValue.from(Tensor.fromBlob(inputs.tokenTypeIds, shape))) },
+            layer = { h -> hidden("layer", h.value(), mask) },
+            exit = { k, h -> finite(single("exit_$k", h.value()).dataAsFloatArray, "exit_$k") },
+        )
+        noteFirstCall()
+        return result
+    }
+
+    /** A hidden state [1, S, H] float32, copied out of the method's memory. */
+    private class Hidden(val data: FloatArray, val shape: LongArray) {
+        fun value(): EValue = EValue.from(Tensor.fromBlob(data, shape))
+    }
+
+    private fun hidden(method: String, vararg inputs: EValue): Hidden {
+        val t = single(method, *inputs)
+        return Hidden(finite(t.dataAsFloatArray, method), t.shape())
+    }
+
+    private fun single(method: String, vararg inputs: EValue): Tensor {
+        val outputs = module.execute(method, *inputs)
+        check(outputs.size == 1) { "program ${program.name}: $method returned ${outputs.size} outputs; expected 1" }
+        return outputs[0].toTensor()
+    }
+
+    private fun finite(data: FloatArray, what: String): FloatArray {
+        val bad = data.indexOfFirst { it.isNaN() || it.isInfinite() }
+        check(bad < 0) { "program ${program.name}: $what[$bad] is ${data[bad]}; the program is unusable" }
+        return data
+    }
+
+    private fun noteFirstCall() {
         if (heapAddedByFirstForward == null) heapAddedByFirstForward = Debug.getNativeHeapAllocatedSize() - heapBeforeLoad
-        return outputs.mapIndexed { o, value ->
-            value.toTensor().dataAsFloatArray.also { data ->
-                val bad = data.indexOfFirst { it.isNaN() || it.isInfinite() }
-                check(bad < 0) { "program ${program.name}: output ${program.outputs[o]}[$bad] is ${data[bad]}; the program is unusable" }
-            }
-        }
     }
 
     override fun close() {
@@ -83,8 +132,9 @@ class ExecutorchClassifier private constructor(
 
         /**
          * Loads [file] (already checked against [program]'s size and SHA-256) with [numThreads]
-         * (0 = ExecuTorch's default), loads its `forward` method, and checks the program's constant
-         * methods against the manifest (export/BUNDLE.md, "Validating a bundle", step 4).
+         * (0 = ExecuTorch's default), loads its `forward` method (with `adaptive`, also `embed`,
+         * `layer` and `exit_1..exit_N`), and checks the program's constant methods against the
+         * manifest (export/BUNDLE.md, "Validating a bundle", steps 4 and 6).
          */
         fun load(file: File, program: ProgramInfo, manifest: BundleManifest, numThreads: Int): ExecutorchClassifier =
             synchronized(this) {
@@ -98,26 +148,34 @@ class ExecutorchClassifier private constructor(
                 val start = System.nanoTime()
                 val module = Module.load(file.absolutePath, Module.LOAD_MODE_MMAP, numThreads)
                 try {
-                    // loadMethod returns an error code (Int) in the Java API and throws in the Kotlin
-                    // rewrite (which returns Unit); handle both.
-                    val status: Any = module.loadMethod("forward")
-                    if (status is Int && status != 0) {
-                        throw IllegalStateException(
-                            "${file.name}: loading method forward failed with ExecuTorch error 0x${Integer.toHexString(status)}"
-                        )
-                    }
+                    val adaptive = manifest.adaptive
+                    val loopMethods = adaptive?.let { listOf("embed", "layer") + (1..it.numSteps).map { k -> "exit_$k" } }.orEmpty()
+                    for (method in listOf("forward") + loopMethods) loadMethod(module, file, method)
                     val loadMillis = (System.nanoTime() - start) / 1e6
                     val heapAdded = Debug.getNativeHeapAllocatedSize() - heapBefore
                     checkConstant(module, file, "get_max_seq_len", program.maxSeqLen.toLong())
                     checkConstant(module, file, "get_vocab_size", manifest.vocabSize.toLong())
                     checkConstant(module, file, "get_type_vocab_size", manifest.typeVocabSize.toLong())
-                    ExecutorchClassifier(module, program, numThreads, loadMillis, heapBefore, heapAdded).also { open = it }
+                    if (adaptive != null) checkConstant(module, file, "get_num_steps", adaptive.numSteps.toLong())
+                    ExecutorchClassifier(module, program, numThreads, loadMillis, heapBefore, heapAdded, adaptive).also { open = it }
                 } catch (e: Throwable) {
                     // Whatever failed (an ExecuTorch error, a native Error), the module is released.
                     module.destroy()
                     throw e
                 }
             }
+
+        private fun loadMethod(module: Module, file: File, method: String) {
+            // loadMethod returns an error code (Int) in the Java API and throws in the Kotlin
+            // rewrite (which returns Unit); handle both.
+            val status: Any = module.loadMethod(method)
+            if (status is Int && status != 0) {
+                throw IllegalStateException(
+                    "${file.name}: loading method $method failed with ExecuTorch error 0x${Integer.toHexString(status)}" +
+                        if (method != "forward") "; the manifest has 'adaptive', so every program needs the loop's methods: re-export the bundle" else ""
+                )
+            }
+        }
 
         private fun checkConstant(module: Module, file: File, method: String, expected: Long) {
             val outputs = module.execute(method)

@@ -55,6 +55,8 @@ data class BundleManifest(
     val programs: List<ProgramInfo>,
     /** `manifest.qa`: present exactly in `question-answering` bundles. */
     val qa: QASettings? = null,
+    /** `manifest.adaptive`: early exits (the programs hold the loop's methods); null without. */
+    val adaptive: AdaptiveSettings? = null,
 ) {
     /** True for a question-answering bundle (programs give start and end logits per token). */
     val isQuestionAnswering: Boolean get() = task == QA_TASK
@@ -218,6 +220,7 @@ data class BundleManifest(
                     )
                 }
             }
+            val adaptive = adaptiveSettings(top, task, labels)
             return BundleManifest(
                 schemaVersion = version,
                 task = task,
@@ -231,7 +234,33 @@ data class BundleManifest(
                 goldens = goldens,
                 programs = programs,
                 qa = qa,
+                adaptive = adaptive,
             )
+        }
+
+        /** `adaptive` as albert_edge/bundle_format.py `exit_settings` accepts it; null when absent (or null). */
+        private fun adaptiveSettings(top: Obj, task: String, labels: List<String>): AdaptiveSettings? {
+            if (!top.has("adaptive")) return null
+            if (task != "sequence-classification" || labels.size < 2) {
+                throw ManifestException(
+                    "manifest.json: field 'adaptive' (early exits) is for \"sequence-classification\" bundles with at least 2 labels; " +
+                        "this one is \"$task\" with ${labels.size} label(s)"
+                )
+            }
+            val a = top.objOrNull("adaptive") ?: return null
+            a.exactly(listOf("num_steps", "rule"))
+            val numSteps = a.int("num_steps", min = 2)
+            val r = a.objOrNull("rule")
+                ?: throw ManifestException("manifest.json: field 'adaptive.rule' must be {\"kind\": \"patience\" or \"confidence\", \"value\": number}, got null")
+            r.exactly(listOf("kind", "value"))
+            val kind = r.str("kind")
+            val value = r.number("value")
+            val rule = try {
+                ExitRule.of(kind, value)
+            } catch (e: IllegalArgumentException) {
+                throw ManifestException("manifest.json: field 'adaptive.rule': ${e.message}")
+            }
+            return AdaptiveSettings(numSteps, rule)
         }
 
         private val QA_FIELDS = listOf("max_seq_len", "doc_stride", "max_question_len", "max_answer_len", "no_answer_threshold", "align_to_words")
@@ -293,6 +322,15 @@ data class BundleManifest(
             throw ManifestException("manifest.json: field '$prefix$name' must be $kind, got ${show(v)}")
 
         fun has(name: String): Boolean = map.containsKey(name)
+
+        /** Refuses any field but [names] and any of them missing (as Python's `set(a) != {...}`). */
+        fun exactly(names: List<String>) {
+            if (keys().toSet() != names.toSet()) {
+                throw ManifestException(
+                    "manifest.json: field '${prefix.removeSuffix(".")}' has fields ${keys().sorted()}; accepted: exactly ${names.joinToString()}"
+                )
+            }
+        }
         fun keys(): List<String> = map.keys.map { it.toString() }
 
         fun str(name: String): String = get(name).let { it as? String ?: wrong(name, "a string", it) }
@@ -304,13 +342,19 @@ data class BundleManifest(
             is Double -> v
             else -> wrong(name, "a number or null", v)
         }
+        fun number(name: String): Double = when (val v = get(name)) {
+            is Long -> v.toDouble()
+            is Double -> v
+            else -> wrong(name, "a number", v)
+        }
         fun bool(name: String): Boolean = get(name).let { it as? Boolean ?: wrong(name, "true or false", it) }
         fun list(name: String): List<*> = get(name).let { it as? List<*> ?: wrong(name, "an array", it) }
 
         fun long(name: String, min: Long, max: Long = Long.MAX_VALUE): Long {
             val v = get(name)
             val n = v as? Long ?: wrong(name, "an integer", v)
-            if (n < min || n > max) wrong(name, if (max == Long.MAX_VALUE) "an integer >= $min" else "an integer in [$min, $max]", v)
+            // int() passes Int.MAX_VALUE for "no upper bound".
+            if (n < min || n > max) wrong(name, if (max >= Int.MAX_VALUE) "an integer >= $min" else "an integer in [$min, $max]", v)
             return n
         }
 

@@ -149,6 +149,40 @@ class ManifestTest {
         assertRejected(qaManifest(tok = "null"), "needs its tokenizer")
     }
 
+    private val adaptive = """{"num_steps": 4, "rule": {"kind": "patience", "value": 1}}"""
+
+    private fun adaptiveManifest(field: String = adaptive, base: String = manifest()) =
+        base.replace("\"programs\": [", "\"adaptive\": $field, \"programs\": [")
+
+    /** albert_edge/bundle_format.py `exit_settings` and ExitRule: what it accepts, and errors naming the field. */
+    @Test fun adaptiveBundles() {
+        assertNull(BundleManifest.parse(manifest()).adaptive)
+        assertEquals(AdaptiveSettings(4, ExitRule.Patience(1)), BundleManifest.parse(adaptiveManifest()).adaptive)
+        assertNull(BundleManifest.parse(adaptiveManifest("null")).adaptive)
+        val conf = """{"num_steps": 6, "rule": {"kind": "confidence", "value": 0.9}}"""
+        assertEquals(AdaptiveSettings(6, ExitRule.Confidence(0.9)), BundleManifest.parse(adaptiveManifest(conf)).adaptive)
+        // Python accepts 2.0 as patience 2 and the integer 1 as confidence 1.
+        assertEquals(ExitRule.Patience(2), BundleManifest.parse(adaptiveManifest(adaptive.replace("\"value\": 1", "\"value\": 2.0"))).adaptive!!.rule)
+        assertEquals(ExitRule.Confidence(1.0), BundleManifest.parse(adaptiveManifest(conf.replace("0.9", "1"))).adaptive!!.rule)
+        assertRejected(adaptiveManifest(adaptive.replace("\"num_steps\": 4", "\"num_steps\": 1")), "'adaptive.num_steps'", "an integer >= 2")
+        assertRejected(adaptiveManifest(adaptive.replace("\"num_steps\": 4", "\"num_steps\": 4.5")), "'adaptive.num_steps'", "an integer")
+        assertRejected(adaptiveManifest("""{"num_steps": 4}"""), "'adaptive'", "exactly num_steps, rule")
+        assertRejected(adaptiveManifest(adaptive.replace("}}", "}, \"extra\": 1}")), "'adaptive'", "exactly num_steps, rule")
+        assertRejected(adaptiveManifest("[4]"), "'adaptive'", "an object")
+        assertRejected(adaptiveManifest(adaptive.replace("\"patience\"", "\"entropy\"")), "'adaptive.rule'", "\"entropy\" is not one of patience, confidence")
+        assertRejected(adaptiveManifest(adaptive.replace("\"value\": 1", "\"value\": 0")), "'adaptive.rule'", "patience must be an integer >= 1")
+        assertRejected(adaptiveManifest(adaptive.replace("\"value\": 1", "\"value\": 1.5")), "'adaptive.rule'", "patience must be an integer >= 1")
+        assertRejected(adaptiveManifest(adaptive.replace("\"value\": 1", "\"value\": true")), "'adaptive.rule.value'", "a number")
+        assertRejected(adaptiveManifest(adaptive.replace(", \"value\": 1", "")), "'adaptive.rule'", "exactly kind, value")
+        assertRejected(adaptiveManifest(conf.replace("0.9", "1.5")), "'adaptive.rule'", "confidence must be in (0, 1]")
+        assertRejected(adaptiveManifest(conf.replace("0.9", "0")), "'adaptive.rule'", "confidence must be in (0, 1]")
+        assertRejected(adaptiveManifest(adaptive.replace("{\"kind\": \"patience\", \"value\": 1}", "null")), "'adaptive.rule'")
+        assertRejected(adaptiveManifest(base = qaManifest()), "'adaptive'", "\"question-answering\"")
+        val oneLabel = manifest().replace("[\"negative\", \"neutral\", \"positive\"]", "[\"only\"]")
+        assertRejected(adaptiveManifest(base = oneLabel), "'adaptive'", "at least 2 labels")
+        assertRejected(adaptiveManifest("null", base = qaManifest()), "'adaptive'", "\"sequence-classification\"")
+    }
+
     @Test fun programLookupNamesTheAvailableOnes() {
         try {
             BundleManifest.parse(manifest()).program("int4")

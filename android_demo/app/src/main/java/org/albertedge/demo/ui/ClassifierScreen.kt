@@ -192,6 +192,12 @@ private fun ResultCard(result: Classification) {
             for (score in result.scores) {
                 ScoreBar(score.label, score.score.toFloat())
             }
+            result.depth?.let { depth ->
+                Text(
+                    "layer steps: $depth of ${result.numSteps} (exit rule ${result.exitRule})",
+                    style = MaterialTheme.typography.bodyMedium,
+                )
+            }
             Spacer(Modifier.height(4.dp))
             Text(
                 "Latency: median %.2f ms, p90 %.2f ms (%d runs after %d warm-up)".format(

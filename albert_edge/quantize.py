@@ -135,15 +135,19 @@ def to_delegate_form(model: nn.Module, gelu: str = "exact") -> nn.Module:
 def _quantize_word_embedding(model: nn.Module, recipe: Recipe) -> None:
     if recipe.embedding == "fp32":
         return
-    emb = model.albert.embeddings if hasattr(model, "albert") else getattr(model, "embeddings", None)
-    if emb is None:  # a piece without the embedding (an adaptive program's layer step or exit head)
+    # Wherever the embeddings sit: a model's ``albert.embeddings``, or an adaptive program's piece
+    # (``embed`` has them at ``embeddings``, ``first_step`` at ``embed.embeddings``); a piece
+    # without them (a layer step, an exit head) has none.
+    tables = [m for m in model.modules() if isinstance(getattr(m, "word_embeddings", None), nn.Embedding)]
+    if not tables:
         return
     register_quantized_ops()
     bits = {"int8": 8, "int4": 4}[recipe.embedding]
-    # The MLM decoder is tied to this table; it keeps its own float copy (a linear layer).
-    emb.word_embeddings = QuantizedEmbedding(
-        emb.word_embeddings.weight, bits, recipe.group_size if bits == 4 else 0
-    )
+    for emb in tables:
+        # The MLM decoder is tied to this table; it keeps its own float copy (a linear layer).
+        emb.word_embeddings = QuantizedEmbedding(
+            emb.word_embeddings.weight, bits, recipe.group_size if bits == 4 else 0
+        )
 
 
 def _pt2e_int8(model: nn.Module, calibration: Sequence[tuple[Tensor, ...]], dynamic_shapes) -> nn.Module:

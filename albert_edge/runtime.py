@@ -280,19 +280,25 @@ class Program:
                                f"{', '.join(missing) or 'exit_1'}; re-export it")
         # One call per step where the program has the fused methods (first_step: embed, layer
         # and exit_1; step_k: layer and exit_k); only those are loaded then (each loaded method
-        # holds its own planned memory).
+        # holds its own planned memory). Loaded at the loop's first use: a caller that only runs
+        # ``forward`` does not pay for them.
         fused = ["first_step", *(f"step_{k}" for k in range(2, steps + 1))]
-        try:
-            if set(fused) <= methods:
-                self._steps = [self._program.load_method(m) for m in fused]
-            else:
-                self._steps = None
-                self._embed = self._program.load_method("embed")
-                self._layer = self._program.load_method("layer")
-                self._exits = [self._program.load_method(f"exit_{k}") for k in range(1, steps + 1)]
-        except RuntimeError as err:
-            raise ProgramError(f"{self.name}: ExecuTorch could not load the loop's methods ({err})") from None
+        self._loop_names = fused if set(fused) <= methods else needed
+        self._loop_methods: list[Any] | None = None
         self.num_steps = steps
+
+    @property
+    def fused_steps(self) -> bool:
+        """Whether the loop runs the fused step methods (one call per step)."""
+        return self._loop_names[0] == "first_step"
+
+    def _loop_loaded(self) -> list[Any]:
+        if self._loop_methods is None:
+            try:
+                self._loop_methods = [self._program.load_method(m) for m in self._loop_names]
+            except RuntimeError as err:
+                raise ProgramError(f"{self.name}: ExecuTorch could not load the loop's methods ({err})") from None
+        return self._loop_methods
 
     def _constant(self, method: str) -> int:
         try:
@@ -441,19 +447,21 @@ class Program:
         """Run steps until ``stop(logits, k)`` is true or the last step; -> (its logits, k)."""
         steps = self._loop_check()
         ids, mask, types = inputs
-        if self._steps is not None:
+        methods = self._loop_loaded()
+        if self.fused_steps:
             # Each step is its own method with its own memory, so step k's hidden state feeds
             # step k + 1 uncopied; it stays valid until step k runs again (the next input).
             h = None
             for k in range(1, steps + 1):
-                h, out = self._steps[k - 1]([ids, mask, types] if k == 1 else [h, mask], clone_outputs=False)
+                h, out = methods[k - 1]([ids, mask, types] if k == 1 else [h, mask], clone_outputs=False)
                 logits = torch.from_numpy(out.numpy().copy())
                 if stop(logits, k) or k == steps:
                     return logits, k
-        h = _copy_out(self._embed([ids, types], clone_outputs=False))
+        embed, layer, exits = methods[0], methods[1], methods[2:]
+        h = _copy_out(embed([ids, types], clone_outputs=False))
         for k in range(1, steps + 1):
-            h = _copy_out(self._layer([h, mask], clone_outputs=False))
-            logits = _copy_out(self._exits[k - 1]([h], clone_outputs=False))
+            h = _copy_out(layer([h, mask], clone_outputs=False))
+            logits = _copy_out(exits[k - 1]([h], clone_outputs=False))
             if stop(logits, k) or k == steps:
                 return logits, k
         raise AssertionError("unreachable")

@@ -3,9 +3,9 @@
 - The shipped default model's int8 adaptive program on 500 test tweets (seeded sample), one
   round = every tweet once: ``forward`` (full depth in one call), the loop at full depth (the
   per-call overhead of the loop's calls against one call), and the loop under exit rules; for
-  the program as exported (``separate``: embed, then layer and exit_k per step) and with
-  ``fused_steps`` (one call per step, a larger file). extra_info holds the mean layer steps, the
-  accuracy and the file size of each.
+  the program as exported (``fused``: first_step, then one step_k call per step) and with
+  ``fused_steps=False`` (``separate``: embed, then layer and exit_k per step, three calls).
+  extra_info holds the mean layer steps, the accuracy and the file size of each.
 - albert-base-v2's shape (random weights) at 128 tokens, exit heads trained briefly on tweets:
   ``forward`` against the loop stopped after k of its 12 steps, and the loop under the rule the
   brief training recommends (its mean steps are in extra_info; with random weights they say
@@ -45,20 +45,20 @@ def threads() -> int:
     return THREADS
 
 
-def _adaptive_program(name: str, model, exits, fused: bool = False) -> Path:
+def _adaptive_program(name: str, model, exits, fused: bool = True) -> Path:
     from albert_edge.adaptive import export_adaptive_program
     from albert_edge.recipes import RECIPES
 
     out = CACHE / _source_hash()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}_int8_adaptive{'_fused' if fused else ''}.pte"
+    path = out / f"{name}_int8_adaptive{'' if fused else '_separate'}.pte"
     if not path.exists():
         program = export_adaptive_program(model, exits, RECIPES["int8"], max_seq_len=MAX_SEQ_LEN, fused_steps=fused)
         path.write_bytes(program.buffer)
     return path
 
 
-@pytest.fixture(scope="session", params=["separate", "fused"])
+@pytest.fixture(scope="session", params=["fused", "separate"])
 def default_case(request, models):
     from albert_edge.corpora import tweet_splits
     from albert_edge.runtime import Program

@@ -3,25 +3,19 @@ depth, `albert-edge run` and `verify`, and what an edited bundle gives."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from adaptive_models import save_adaptive_model
 
 from albert_edge.bundle import export_bundle
-from albert_edge.checkpoint import save_pretrained
 from albert_edge.cli import main
-from albert_edge.config import AlbertConfig
 from albert_edge.errors import BundleError
 from albert_edge.exit_rules import ExitRule
-from albert_edge.exits import save_exits, train_exits
-from albert_edge.model import AlbertForSequenceClassification
 from albert_edge.runtime import Bundle
-from albert_edge.tokenizer import AlbertTokenizer
 
 TEXTS = ["good day", "the food was awful", "a film", "we were so happy and it was great", "terrible " * 20]
 
@@ -29,23 +23,7 @@ TEXTS = ["good day", "the food was awful", "a film", "we were so happy and it wa
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, spiece_model_path: Path) -> Path:
     d = tmp_path_factory.mktemp("adaptive-model")
-    tok = AlbertTokenizer.from_file(spiece_model_path)
-    config = dataclasses.replace(AlbertConfig.from_name("tiny"), vocab_size=tok.vocab_size, num_hidden_layers=4,
-                                 max_position_embeddings=32, labels=("neg", "neu", "pos"))
-    torch.manual_seed(0)
-    model = AlbertForSequenceClassification(config).eval()
-    with torch.no_grad():  # steps that move the state and a head that separates inputs: depths differ
-        model.albert.pooler.weight.normal_(0, 3 / config.hidden_size**0.5)
-        model.classifier.weight.normal_(0, 3)
-        for p in model.albert.encoder.albert_layer_groups.parameters():
-            if p.dim() == 2:
-                p.mul_(6)
-    save_pretrained(model, d, tokenizer_file=spiece_model_path)
-    encs = tok.encode_batch([f"text number {i} " + "word " * (i % 7) for i in range(64)], max_length=32)
-    batch = tuple(torch.tensor([getattr(e, f) for e in encs]) for f in ("input_ids", "attention_mask", "token_type_ids"))
-    exits = train_exits(model, [batch], epochs=5)
-    exits.recommended = ExitRule("patience", 1)
-    save_exits(exits, d, config.labels)
+    save_adaptive_model(d, spiece_model_path)
     return d
 
 

@@ -6,7 +6,7 @@ through `android_demo/tools/tokenize` against the Python tokenizer (ids and offs
 tables against Python's `unicodedata` for every code point and that textcore's bytecode asks the
 platform no Unicode question, compiles the app's SDK-free sources against ExecuTorch stubs, runs
 the app's QA path with a fake program, replays an exported adaptive (early-exit) bundle's
-goldens through textcore's exit rule and loop (android_demo/tools/appcheck/AdaptiveAppCheck.kt),
+goldens through textcore's exit rule and both loop forms (android_demo/tools/appcheck/AdaptiveAppCheck.kt),
 and checks that the post-processing and exit-rule fixtures are what export/make_postprocess_goldens.py
 and export/make_exit_rule_goldens.py write. (The QA fixture's own check is tests/test_qa_goldens.py;
 the replay of exported QA bundles' golden cases is in tests/test_qa_bundle.py.) A missing
@@ -15,7 +15,6 @@ toolchain is a failure, never a skip: CI must run these.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -29,14 +28,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import torch
+from adaptive_models import save_adaptive_model
 
 from albert_edge.bundle import export_bundle
-from albert_edge.checkpoint import save_pretrained
-from albert_edge.config import AlbertConfig
-from albert_edge.exit_rules import ExitRule
-from albert_edge.exits import save_exits, train_exits
-from albert_edge.model import AlbertForSequenceClassification
+from albert_edge.runtime import Program
 from albert_edge.tokenizer import AlbertTokenizer
 from albert_edge.tokenizer_goldens import read_goldens
 
@@ -588,23 +583,7 @@ ADAPTIVE_TEXTS = ["good day", "the food was awful", "a film", "we were so happy 
 def adaptive_bundle(tmp_path_factory: pytest.TempPathFactory, spiece_model_path: Path) -> Path:
     """A small fp32 bundle with early exits: tests/test_adaptive_bundle.py's tiny model with trained exit heads."""
     d = tmp_path_factory.mktemp("adaptive-model")
-    tok = AlbertTokenizer.from_file(spiece_model_path)
-    config = dataclasses.replace(AlbertConfig.from_name("tiny"), vocab_size=tok.vocab_size, num_hidden_layers=4,
-                                 max_position_embeddings=32, labels=("neg", "neu", "pos"))
-    torch.manual_seed(0)
-    model = AlbertForSequenceClassification(config).eval()
-    with torch.no_grad():  # steps that move the state and a head that separates inputs: depths differ
-        model.albert.pooler.weight.normal_(0, 3 / config.hidden_size**0.5)
-        model.classifier.weight.normal_(0, 3)
-        for p in model.albert.encoder.albert_layer_groups.parameters():
-            if p.dim() == 2:
-                p.mul_(6)
-    save_pretrained(model, d, tokenizer_file=spiece_model_path)
-    encs = tok.encode_batch([f"text number {i} " + "word " * (i % 7) for i in range(64)], max_length=32)
-    batch = tuple(torch.tensor([getattr(e, f) for e in encs]) for f in ("input_ids", "attention_mask", "token_type_ids"))
-    exits = train_exits(model, [batch], epochs=5)
-    exits.recommended = ExitRule("patience", 1)
-    save_exits(exits, d, config.labels)
+    save_adaptive_model(d, spiece_model_path)
     return export_bundle(d, tmp_path_factory.mktemp("adaptive-bundle") / "b", ("fp32",), golden_texts=ADAPTIVE_TEXTS)
 
 
@@ -624,10 +603,15 @@ def _with_goldens(bundle: Path, out: Path, edit) -> Path:
 @pytest.mark.slow
 def test_app_adaptive_path_on_the_jvm(textcore_jar: Path, adaptive_bundle: Path, tmp_path: Path) -> None:
     """An exported adaptive bundle as the app reads it (manifest with `adaptive`, goldens, file hashes,
-    tokenizer ids), and every adaptive_cases entry's golden step logits through textcore's loop and
-    rule: the depths Python recorded (android_demo/tools/appcheck/AdaptiveAppCheck.kt). A golden
-    depth edited by one step is reported. (The programs' own step logits need ExecuTorch's Android
-    runtime: GoldenReplayTest on a device.)"""
+    tokenizer ids), and every adaptive_cases entry's golden step logits through both forms of
+    textcore's loop (embed/layer/exit_k and the fused first_step/step_k, which the app runs where
+    the program has them, as this one does) and rule: the depths Python recorded
+    (android_demo/tools/appcheck/AdaptiveAppCheck.kt). A golden depth edited by one step is
+    reported, once. (The programs' own step logits need ExecuTorch's Android runtime:
+    GoldenReplayTest on a device.)"""
+    manifest = json.loads((adaptive_bundle / "manifest.json").read_text())
+    # The goldens come from the fused step methods, the path the app takes with this program.
+    assert Program(adaptive_bundle / manifest["programs"][0]["file"]).fused_steps
     sources = [APP_SOURCES / n for n in ("BundleFiles.kt", "BundleLocator.kt")]
     check = REPO / "android_demo" / "tools" / "appcheck" / "AdaptiveAppCheck.kt"
     r = subprocess.run(
@@ -644,7 +628,8 @@ def test_app_adaptive_path_on_the_jvm(textcore_jar: Path, adaptive_bundle: Path,
 
     r = app_check(adaptive_bundle)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"checked {len(ADAPTIVE_TEXTS)} adaptive cases x 1 programs: 0 differ" in r.stdout, r.stdout
+    forms = "x 2 loop forms (embed, layer, exit_k; first_step, step_k)"
+    assert f"checked {len(ADAPTIVE_TEXTS)} adaptive cases x 1 programs {forms}: 0 differ" in r.stdout, r.stdout
     depths = [c["programs"]["fp32"]["depth"] for c in json.loads((adaptive_bundle / "goldens.json").read_text())["adaptive_cases"]]
     assert any(d < 4 for d in depths), f"every case ran all 4 steps ({depths}): the replay would test no early stop"
 
@@ -653,5 +638,6 @@ def test_app_adaptive_path_on_the_jvm(textcore_jar: Path, adaptive_bundle: Path,
         entry["depth"] = entry["depth"] % 4 + 1
     r = app_check(_with_goldens(adaptive_bundle, tmp_path / "edited", one_step_later))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert f"checked {len(ADAPTIVE_TEXTS)} adaptive cases x 1 programs: 1 differ" in r.stdout, r.stdout
-    assert "adaptive_cases[1] fp32: textcore's patience=1 stops at step" in r.stdout, r.stdout
+    assert f"checked {len(ADAPTIVE_TEXTS)} adaptive cases x 1 programs {forms}: 1 differ" in r.stdout, r.stdout
+    assert r.stdout.count("adaptive_cases[1] fp32: textcore's patience=1 stops at step") == 1, r.stdout
+    assert "fused steps" not in r.stdout, r.stdout  # both forms stop at the same step: one line

@@ -12,6 +12,10 @@ public class Module {
         throw new UnsupportedOperationException("stub");
     }
 
+    public String[] getMethods() {
+        throw new UnsupportedOperationException("stub");
+    }
+
     public EValue[] forward(EValue... inputs) {
         throw new UnsupportedOperationException("stub");
     }

@@ -27,7 +27,10 @@ import org.junit.runner.RunWith
  * program must give the golden start/end logits within the tolerance. A bundle with early exits
  * (`adaptive`) has its `adaptive_cases` replayed: textcore's rule on the golden step logits must
  * stop at the golden depth ([AdaptiveGoldens.check]), and every case through every program's loop
- * must give each step's golden logits within the tolerance and stop at the golden depth.
+ * must give each step's golden logits within the tolerance and stop at the golden depth. The loop
+ * is the app's own ([ExecutorchClassifier.adaptiveLogits]): the fused step methods `first_step`,
+ * `step_k` where the program has them (goldens.json's step logits come from those then), else
+ * `embed`, `layer`, `exit_k`; differences name the path.
  *
  * Needs a bundle: `android_demo/push_bundle.sh out/android-bundle` before
  * `./gradlew :app:connectedAndroidTest`. Everything runs and asserts on the test thread.
@@ -165,6 +168,8 @@ class GoldenReplayTest {
         for (program in manifest.programs) {
             val atol = tolerances.getJSONObject(program.name).getDouble("atol")
             ExecutorchClassifier.load(BundleFiles.verified(bundle.dir, program.file), program, manifest, numThreads = 0).use { model ->
+                // The path the app takes: the fused step methods where the program has them.
+                val at = "${program.name} (${if (model.fusedSteps) "first_step, step_k" else "embed, layer, exit_k"})"
                 for ((i, case) in golden.withIndex()) {
                     val want = case.programs[program.name] ?: continue // reported by AdaptiveGoldens.check
                     val c = cases.getJSONObject(i)
@@ -174,15 +179,22 @@ class GoldenReplayTest {
                     for ((k, row) in full.steps.withIndex()) {
                         val expected = want.steps.getOrNull(k) ?: continue
                         if (row.size != expected.size) {
-                            problems += "${program.name} adaptive_cases[$i] step ${k + 1}: ${row.size} logits, golden ${expected.size}"
+                            problems += "$at adaptive_cases[$i] step ${k + 1}: ${row.size} logits, golden ${expected.size}"
                             continue
                         }
                         val worst = row.indices.maxOf { abs(row[it] - expected[it]).toDouble() }
-                        if (worst > atol) problems += "${program.name} adaptive_cases[$i] step ${k + 1}: off by $worst (atol $atol)"
+                        if (worst > atol) problems += "$at adaptive_cases[$i] step ${k + 1}: off by $worst (atol $atol)"
                         compared += row.size
                     }
-                    val depth = model.adaptiveLogits(inputs).depth
-                    if (depth != want.depth) problems += "${program.name} adaptive_cases[$i]: the loop stops at step $depth under ${settings.rule}, golden depth ${want.depth}"
+                    val stopped = model.adaptiveLogits(inputs)
+                    val depth = stopped.depth
+                    if (depth != want.depth) problems += "$at adaptive_cases[$i]: the loop stops at step $depth under ${settings.rule}, golden depth ${want.depth}"
+                    // The answer is the stopping step's logits (the hidden state reached it intact).
+                    val expected = want.steps.getOrNull(depth - 1)
+                    if (expected != null && stopped.logits.size == expected.size) {
+                        val worst = expected.indices.maxOf { abs(stopped.logits[it] - expected[it]).toDouble() }
+                        if (worst > atol) problems += "$at adaptive_cases[$i]: the answer at step $depth is off by $worst (atol $atol)"
+                    }
                 }
             }
         }

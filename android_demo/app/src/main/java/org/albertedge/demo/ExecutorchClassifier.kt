@@ -8,6 +8,7 @@ import org.albertedge.textcore.BundleManifest
 import org.albertedge.textcore.ExitRule
 import org.albertedge.textcore.ProgramInfo
 import org.albertedge.textcore.runAdaptive
+import org.albertedge.textcore.runAdaptiveFused
 import org.pytorch.executorch.EValue
 import org.pytorch.executorch.Module
 import org.pytorch.executorch.Tensor
@@ -16,8 +17,9 @@ import org.pytorch.executorch.Tensor
  * The only class that calls ExecuTorch: loads one `.pte` program and runs `forward` on
  * (input_ids, attention_mask, token_type_ids), each int64 of shape (1, S), for any task's
  * program (a classifier's logits, a QA program's start and end logits). For a bundle with early
- * exits (manifest `adaptive`) it also runs the adaptive loop ([adaptiveLogits]): `embed`, then
- * `layer` and `exit_k` per step, driven by textcore's [runAdaptive].
+ * exits (manifest `adaptive`) it also runs the adaptive loop ([adaptiveLogits]), driven by
+ * textcore: one call per step of the fused methods `first_step`, `step_k` where the program has
+ * them ([runAdaptiveFused]), else `embed`, then `layer` and `exit_k` per step ([runAdaptive]).
  *
  * Threads: `Module.load(path, loadMode, numThreads)` (executorch-android 0.7 and later) sets the
  * size of ExecuTorch's CPU thread pool, which is process-wide and shared by every loaded program;
@@ -39,6 +41,12 @@ class ExecutorchClassifier private constructor(
     val heapAddedByLoad: Long,
     /** The manifest's `adaptive` (the loop's methods are loaded); null for a bundle without early exits. */
     val adaptive: AdaptiveSettings?,
+    /**
+     * Whether the loop runs the program's fused step methods (`first_step`, `step_2` ..
+     * `step_N`: all of them are in the program; only they are loaded), else `embed`, `layer`
+     * and `exit_k`; false without `adaptive`.
+     */
+    val fusedSteps: Boolean,
 ) : ProgramRunner, AutoCloseable {
     private var closed = false
 
@@ -73,21 +81,36 @@ class ExecutorchClassifier private constructor(
     }
 
     /**
-     * The adaptive loop (export/BUNDLE.md, `adaptive`) on [inputs]: `embed`, then `layer` and
-     * `exit_k` per step until [rule] stops (null: every step) or the last step. Each method's
-     * output is copied into a Java array ([Tensor.getDataAsFloatArray]) before the next call, so
-     * the next call cannot overwrite the hidden state it is given.
+     * The adaptive loop (export/BUNDLE.md, `adaptive`) on [inputs] until [rule] stops (null:
+     * every step) or the last step. With [fusedSteps]: `first_step`, then `step_k`, one call per
+     * step. ExecuTorch's Java output tensors point into the method's own memory; each step
+     * method has its own, so step k's hidden state is passed to step k + 1 as it came back,
+     * uncopied (ExecuTorch copies it into step k + 1's input), and stays valid until step k runs
+     * again (the next input). Otherwise `embed`, then `layer` and `exit_k` per step: `layer`
+     * takes its own previous output, so the hidden state is copied into a Java array
+     * ([Tensor.getDataAsFloatArray]) before the next call can overwrite it.
      */
     fun adaptiveLogits(inputs: ProgramInputs, rule: ExitRule? = adaptive?.rule): AdaptiveResult {
         check(!closed) { "program ${program.name} was closed" }
         val settings = checkNotNull(adaptive) { "program ${program.name}: the bundle has no 'adaptive' (no early exits)" }
         val shape = longArrayOf(1L, inputs.seqLen.toLong())
+        val ids = EValue.from(Tensor.fromBlob(inputs.inputIds, shape))
         val mask = EValue.from(Tensor.fromBlob(inputs.attentionMask, shape))
-        val result = runAdaptive(settings.numSteps, rule,
-            embed = { hidden("embed", EValue.from(Tensor.fromBlob(inputs.inputIds, shape)), EValue.from(Tensor.fromBlob(inputs.tokenTypeIds, shape))) },
-            layer = { h -> hidden("layer", h.value(), mask) },
-            exit = { k, h -> finite(single("exit_$k", h.value()).dataAsFloatArray, "exit_$k") },
-        )
+        val types = EValue.from(Tensor.fromBlob(inputs.tokenTypeIds, shape))
+        val result = if (fusedSteps) {
+            runAdaptiveFused<EValue>(settings.numSteps, rule) { k, h ->
+                val method = stepMethod(k)
+                val outputs = if (k == 1) module.execute(method, ids, mask, types) else module.execute(method, checkNotNull(h), mask)
+                check(outputs.size == 2) { "program ${program.name}: $method returned ${outputs.size} outputs; expected 2 (hidden, logits)" }
+                outputs[0] to finite(outputs[1].toTensor().dataAsFloatArray, "$method logits")
+            }
+        } else {
+            runAdaptive(settings.numSteps, rule,
+                embed = { hidden("embed", ids, types) },
+                layer = { h -> hidden("layer", h.value(), mask) },
+                exit = { k, h -> finite(single("exit_$k", h.value()).dataAsFloatArray, "exit_$k") },
+            )
+        }
         noteFirstCall()
         return result
     }
@@ -132,9 +155,11 @@ class ExecutorchClassifier private constructor(
 
         /**
          * Loads [file] (already checked against [program]'s size and SHA-256) with [numThreads]
-         * (0 = ExecuTorch's default), loads its `forward` method (with `adaptive`, also `embed`,
-         * `layer` and `exit_1..exit_N`), and checks the program's constant methods against the
-         * manifest (export/BUNDLE.md, "Validating a bundle", steps 4 and 6).
+         * (0 = ExecuTorch's default), loads its `forward` method (with `adaptive`, also the
+         * loop's: `first_step`, `step_2..step_N` where the program has all of them, as Python's
+         * runtime does, else `embed`, `layer` and `exit_1..exit_N`), and checks the program's
+         * constant methods against the manifest (export/BUNDLE.md, "Validating a bundle", steps 4
+         * and 6).
          */
         fun load(file: File, program: ProgramInfo, manifest: BundleManifest, numThreads: Int): ExecutorchClassifier =
             synchronized(this) {
@@ -149,7 +174,7 @@ class ExecutorchClassifier private constructor(
                 val module = Module.load(file.absolutePath, Module.LOAD_MODE_MMAP, numThreads)
                 try {
                     val adaptive = manifest.adaptive
-                    val loopMethods = adaptive?.let { listOf("embed", "layer") + (1..it.numSteps).map { k -> "exit_$k" } }.orEmpty()
+                    val loopMethods = adaptive?.let { loopMethods(module, file, it.numSteps) }.orEmpty()
                     for (method in listOf("forward") + loopMethods) loadMethod(module, file, method)
                     val loadMillis = (System.nanoTime() - start) / 1e6
                     val heapAdded = Debug.getNativeHeapAllocatedSize() - heapBefore
@@ -157,13 +182,33 @@ class ExecutorchClassifier private constructor(
                     checkConstant(module, file, "get_vocab_size", manifest.vocabSize.toLong())
                     checkConstant(module, file, "get_type_vocab_size", manifest.typeVocabSize.toLong())
                     if (adaptive != null) checkConstant(module, file, "get_num_steps", adaptive.numSteps.toLong())
-                    ExecutorchClassifier(module, program, numThreads, loadMillis, heapBefore, heapAdded, adaptive).also { open = it }
+                    val fused = loopMethods.firstOrNull() == stepMethod(1)
+                    ExecutorchClassifier(module, program, numThreads, loadMillis, heapBefore, heapAdded, adaptive, fused).also { open = it }
                 } catch (e: Throwable) {
                     // Whatever failed (an ExecuTorch error, a native Error), the module is released.
                     module.destroy()
                     throw e
                 }
             }
+
+        /** The fused step method of layer step [k] (1-based), as albert_edge/adaptive.py `step_method` names it. */
+        private fun stepMethod(k: Int): String = if (k == 1) "first_step" else "step_$k"
+
+        /**
+         * The loop's methods to load: the fused steps where the program has all of them, else the
+         * separate methods, which every adaptive program has (refused, naming them, if missing).
+         */
+        private fun loopMethods(module: Module, file: File, numSteps: Int): List<String> {
+            val methods = module.getMethods().toSet()
+            val separate = listOf("embed", "layer") + (1..numSteps).map { "exit_$it" }
+            val missing = separate.filter { it !in methods }
+            check(missing.isEmpty()) {
+                "${file.name}: the manifest has 'adaptive' with num_steps $numSteps but the program lacks method(s) " +
+                    "${missing.joinToString()}; re-export the bundle"
+            }
+            val fused = (1..numSteps).map(::stepMethod)
+            return if (methods.containsAll(fused)) fused else separate
+        }
 
         private fun loadMethod(module: Module, file: File, method: String) {
             // loadMethod returns an error code (Int) in the Java API and throws in the Kotlin

@@ -107,19 +107,37 @@ class AdaptiveResult(val logits: FloatArray, val depth: Int, val steps: List<Flo
  * [rule] runs every step (full depth). [H] is whatever the caller carries between calls (the app:
  * the hidden state copied out of the method's memory).
  */
-fun <H> runAdaptive(
+fun <H : Any> runAdaptive(
     numSteps: Int,
     rule: ExitRule?,
     embed: () -> H,
     layer: (H) -> H,
     exit: (k: Int, hidden: H) -> FloatArray,
+): AdaptiveResult = runAdaptiveFused<H>(numSteps, rule) { k, previous ->
+    val hidden = layer(if (k == 1) embed() else checkNotNull(previous))
+    hidden to exit(k, hidden)
+}
+
+/**
+ * The same loop with the program's fused step methods (export/BUNDLE.md, `first_step` and
+ * `step_k`): per step k (1-based) one call of [step], given the hidden state step k - 1 returned
+ * (null for step 1, which embeds the inputs itself) and returning this step's hidden state and
+ * logits, until [rule] stops or step [numSteps]; a null [rule] runs every step. [H] is whatever
+ * the caller carries between steps (the app: step k's output, passed uncopied to step k + 1).
+ * [runAdaptive] is this loop too, so both forms stop at the same step on the same logits.
+ */
+fun <H : Any> runAdaptiveFused(
+    numSteps: Int,
+    rule: ExitRule?,
+    step: (k: Int, hidden: H?) -> Pair<H, FloatArray>,
 ): AdaptiveResult {
     require(numSteps >= 1) { "numSteps must be >= 1, got $numSteps" }
     val steps = ArrayList<FloatArray>(numSteps)
-    var hidden = embed()
+    var hidden: H? = null
     for (k in 1..numSteps) {
-        hidden = layer(hidden)
-        steps += exit(k, hidden)
+        val (next, logits) = step(k, hidden)
+        hidden = next
+        steps += logits
         if (k == numSteps || rule?.stops(steps) == true) break
     }
     return AdaptiveResult(steps.last(), steps.size, steps)
@@ -149,10 +167,12 @@ object AdaptiveGoldens {
     }
 
     /**
-     * Each case's golden step logits through [runAdaptive] with fake step functions, under the
-     * manifest's rule, one line per difference (empty: all agree): a depth other than the
-     * golden one, `layer` called another number of times, or logits other than the golden
-     * step's. Also reports a program without golden steps, or steps not num_steps × num_labels.
+     * Each case's golden step logits through both forms of the loop ([runAdaptive]: embed, layer,
+     * exit_k; [runAdaptiveFused]: first_step, step_k) with fake step functions, under the
+     * manifest's rule, one line per difference (empty: all agree; a difference both forms share
+     * is one line): a depth other than the golden one, the step functions called another number
+     * of times or handed another step's hidden state, or logits other than the golden step's.
+     * Also reports a program without golden steps, or steps not num_steps × num_labels.
      */
     fun check(manifest: BundleManifest, cases: List<AdaptiveGoldenCase>): List<String> {
         val settings = manifest.adaptive ?: throw ManifestException("manifest.json: this bundle has no 'adaptive'; it has no early exits")
@@ -166,7 +186,15 @@ object AdaptiveGoldens {
                     continue
                 }
                 val shapeProblem = shapeProblem(golden, settings.numSteps, manifest.labels.size)
-                if (shapeProblem != null) out += "$at: $shapeProblem" else replay(golden, settings)?.let { out += "$at: $it" }
+                if (shapeProblem != null) {
+                    out += "$at: $shapeProblem"
+                    continue
+                }
+                // A golden depth the rule does not give fails both forms alike: one line for it.
+                val separate = replay(golden, settings)
+                val fused = replayFused(golden, settings)
+                separate?.let { out += "$at: $it" }
+                if (fused != null && fused != separate) out += "$at: fused steps (first_step, step_k): $fused"
             }
         }
         return out
@@ -187,13 +215,27 @@ object AdaptiveGoldens {
             layer = { step -> layerCalls++; step + 1 },
             exit = { k, step -> check(k == step) { "exit_$k called after $step layer steps" }; golden.steps[k - 1] },
         )
-        return when {
+        return difference(result, golden, settings, layerCalls, "layer")
+    }
+
+    /** As [replay], through [runAdaptiveFused]: step k must be handed step k - 1's hidden state (none for step 1). */
+    private fun replayFused(golden: AdaptiveGoldenProgram, settings: AdaptiveSettings): String? {
+        var stepCalls = 0
+        val result = runAdaptiveFused<Int>(settings.numSteps, settings.rule) { k, previous ->
+            check(previous == (if (k == 1) null else k - 1)) { "step $k was handed step $previous's hidden state" }
+            stepCalls++
+            k to golden.steps[k - 1]
+        }
+        return difference(result, golden, settings, stepCalls, "the step methods")
+    }
+
+    private fun difference(result: AdaptiveResult, golden: AdaptiveGoldenProgram, settings: AdaptiveSettings, calls: Int, called: String): String? =
+        when {
             result.depth != golden.depth -> "textcore's ${settings.rule} stops at step ${result.depth}, golden depth ${golden.depth}"
-            layerCalls != golden.depth -> "the loop called layer $layerCalls times for depth ${golden.depth}"
+            calls != golden.depth -> "the loop called $called $calls times for depth ${golden.depth}"
             !result.logits.contentEquals(golden.steps[golden.depth - 1]) -> "the loop returned other logits than golden step ${golden.depth}'s"
             else -> null
         }
-    }
 
     private fun parseCase(c: Any?, at: String): AdaptiveGoldenCase {
         val case = c as? Map<*, *> ?: throw ManifestException("$at must be an object")

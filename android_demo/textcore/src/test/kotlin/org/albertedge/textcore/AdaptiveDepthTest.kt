@@ -25,6 +25,10 @@ class AdaptiveDepthTest {
                 val result = runAdaptive(steps.size, rule, { 0 }, { it + 1 }, { k, _ -> steps[k - 1] })
                 assertEquals("case $n $rule loop depth", rule.depth(steps), result.depth)
                 assertTrue(result.logits === steps[result.depth - 1])
+                // The fused form (first_step, step_k) on the same steps stops at the same step.
+                val fused = runAdaptiveFused<Int>(steps.size, rule) { k, _ -> k to steps[k - 1] }
+                assertEquals("case $n $rule fused loop depth", result.depth, fused.depth)
+                assertTrue(fused.logits === steps[fused.depth - 1])
                 checked++
             }
         }
@@ -45,6 +49,33 @@ class AdaptiveDepthTest {
         // No rule: full depth; and the last step always stops.
         assertEquals(3, runAdaptive(3, null, { 0 }, { it + 1 }, { k, _ -> steps[k - 1] }).depth)
         assertEquals(3, runAdaptive(3, ExitRule.Patience(5), { 0 }, { it + 1 }, { k, _ -> steps[k - 1] }).depth)
+    }
+
+    @Test fun theFusedLoopCallsOneStepPerLayerStep() {
+        val calls = mutableListOf<String>()
+        val steps = listOf(floatArrayOf(0f, 1f), floatArrayOf(0f, 1f), floatArrayOf(1f, 0f))
+        // Each step is handed the hidden state the step before returned (none for step 1).
+        val fused = { k: Int, h: String? -> calls += "step_$k($h)"; "h$k" to steps[k - 1] }
+        val result = runAdaptiveFused(3, ExitRule.Patience(1), fused)
+        assertEquals(listOf("step_1(null)", "step_2(h1)"), calls)
+        assertEquals(2, result.depth)
+        assertEquals(2, result.steps.size)
+        assertTrue(result.logits === steps[1])
+        assertTrue(result.steps[0] === steps[0])
+        // No rule: full depth; and the last step always stops.
+        calls.clear()
+        val full = runAdaptiveFused(3, null, fused)
+        assertEquals(listOf("step_1(null)", "step_2(h1)", "step_3(h2)"), calls)
+        assertEquals(3, full.depth)
+        assertTrue(full.logits === steps[2])
+        assertEquals(3, runAdaptiveFused(3, ExitRule.Patience(5), fused).depth)
+        assertEquals(1, runAdaptiveFused(3, ExitRule.Confidence(0.5), fused).depth)
+        try {
+            runAdaptiveFused(0, null, fused)
+            fail("numSteps 0 accepted")
+        } catch (e: IllegalArgumentException) {
+            assertTrue(e.message!!, e.message!!.contains("numSteps must be >= 1, got 0"))
+        }
     }
 
     @Test fun rulesRefuseWhatPythonRefuses() {

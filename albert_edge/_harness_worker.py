@@ -109,6 +109,7 @@ class Worker:
         self.threads = 1
         self.kind = ""
         self.peak_reset = True
+        self.model: Any = None  # eager: the model (for its exit heads' step logits)
 
     def load(self, kind: str, source: str, head: str | None, threads: int, inputs: str,
              weight_cache: bool = True) -> dict[str, Any]:
@@ -133,7 +134,7 @@ class Worker:
         if kind == "eager":
             from albert_edge.checkpoint import load_model
 
-            model = load_model(source, head)
+            model = self.model = load_model(source, head)
 
             def forward(x: tuple) -> Any:
                 with torch.inference_mode():
@@ -191,21 +192,13 @@ class Worker:
 
     def outputs(self, count: int, file: str, every_output: bool = False) -> dict[str, Any]:
         import numpy as np
-        import torch
 
         assert self.forward is not None
         pick = self._all_outputs if every_output else self._first_output
         results: list[Any] = [None] * count
         done = 0
         if self.kind == "eager":
-            # Eager runs examples of equal length together (no padding, so each row is the same
-            # computation as batch 1, up to float summation order): far quicker than one by one.
-            by_length: dict[int, list[int]] = {}
-            for i in range(count):
-                by_length.setdefault(self.inputs[i][0].shape[1], []).append(i)
-            groups = [idx[k:k + 64] for idx in by_length.values() for k in range(0, len(idx), 64)]
-            for group in groups:
-                batch = tuple(torch.cat([self.inputs[i][j] for i in group]) for j in range(3))
+            for group, batch in self._length_batches(count):
                 out = pick(self.forward(batch)).detach().float().numpy()
                 for row, i in enumerate(group):
                     results[i] = out[row].ravel()
@@ -223,21 +216,71 @@ class Worker:
                  offsets=np.asarray(offsets, dtype=np.int64))
         return {"file": file}
 
-    def warmup(self, indices: list[int], runs: int) -> dict[str, Any]:
+    def _length_batches(self, count: int) -> Any:
+        """Eager runs examples of equal length together (no padding, so each row is the same
+        computation as batch 1, up to float summation order): far quicker than one by one.
+        Yields (indices, batch) in batches of at most 64."""
+        import torch
+
+        by_length: dict[int, list[int]] = {}
+        for i in range(count):
+            by_length.setdefault(self.inputs[i][0].shape[1], []).append(i)
+        for idx in by_length.values():
+            for k in range(0, len(idx), 64):
+                group = idx[k:k + 64]
+                yield group, tuple(torch.cat([self.inputs[i][j] for i in group]) for j in range(3))
+
+    def steps(self, count: int, file: str) -> dict[str, Any]:
+        """An early-exit classifier's logits at every layer step on the first ``count`` inputs,
+        saved to ``file`` as ``values`` (num_steps, count, num_labels): a program through its
+        adaptive loop; eager with the exit heads saved beside the checkpoint."""
+        import numpy as np
+        import torch
+
+        if self.kind == "pte":
+            values = np.stack([torch.cat(self.program.run_steps(self.inputs[i])).numpy() for i in range(count)], axis=1)
+        else:
+            from albert_edge.exits import load_exits, step_logits
+
+            exits = load_exits(self.source, self.model)
+            values = None
+            for group, batch in self._length_batches(count):
+                with torch.inference_mode():
+                    out = step_logits(self.model, exits, *batch).float().numpy()
+                if values is None:
+                    values = np.zeros((out.shape[0], count, out.shape[2]), np.float32)
+                values[:, group] = out
+        np.savez(file, values=values)
+        return {"file": file}
+
+    def _call(self, rule: Any) -> Callable[[tuple], Any]:
+        """What a timed call runs: ``forward`` (rule None), an adaptive program's loop at full
+        depth (rule "full"), or its loop under an exit rule ({"kind", "value"})."""
         assert self.forward is not None
+        if rule is None:
+            return self.forward
+        if rule == "full":
+            return self.program.run_steps
+        from albert_edge.exit_rules import ExitRule
+
+        exit_rule = ExitRule.from_dict(rule)
+        return lambda x: self.program.run_adaptive(x, exit_rule)
+
+    def warmup(self, indices: list[int], runs: int, rule: Any = None) -> dict[str, Any]:
+        call = self._call(rule)
         with _no_gc():
             for _ in range(runs):
                 for i in indices:
-                    self.forward(self.inputs[i])
+                    call(self.inputs[i])
         return {}
 
-    def time(self, indices: list[int], runs: int) -> dict[str, Any]:
+    def time(self, indices: list[int], runs: int, rule: Any = None) -> dict[str, Any]:
         """``runs`` timed calls per input, run-major (one input's calls are not back to back),
         with Python's garbage collector kept out of them; and the CPU time the hypervisor stole
-        meanwhile (jiffies stolen, jiffies in all, over all CPUs; None where /proc/stat lacks it)."""
-        assert self.forward is not None
+        meanwhile (jiffies stolen, jiffies in all, over all CPUs; None where /proc/stat lacks it).
+        ``rule``: what each call runs (``_call``; default ``forward``)."""
         times: list[list[float]] = [[] for _ in indices]
-        clock, forward, inputs = time.perf_counter, self.forward, self.inputs
+        clock, forward, inputs = time.perf_counter, self._call(rule), self.inputs
         cpu_before = _cpu_jiffies()
         with _no_gc():
             for _ in range(runs):

@@ -74,7 +74,9 @@ from albert_edge.eval_data import (  # noqa: F401 (load_eval_set, probe_inputs: 
     spread_indices,
 )
 from albert_edge.qa_data import squad_scores
+from albert_edge.adaptive_compare import AdaptivePlan, adaptive_section, collect_steps, plan_adaptive, time_rules
 from albert_edge.report import PLOTS, write_report
+from albert_edge.report_adaptive import PLOT as ADAPTIVE_PLOT
 from albert_edge.report_schema import REPORT_FORMAT, REPORT_SCHEMA_VERSION
 from albert_edge.verdict import timing_quality
 
@@ -422,6 +424,7 @@ class Plan:
     weight_cache: bool
     memory_without_cache: bool
     profile: bool
+    adaptive: AdaptivePlan | None = None  # a bundle with early exits: the exit settings swept
 
     @property
     def labels(self) -> list[str]:
@@ -494,8 +497,10 @@ def plan_comparison(target: Target, reference: Any, head: str | None, data: Data
     inputs += [{**p, "pad_id": tok.pad_id} for p in probes]
     timed = spread_indices(eval_set.lengths, latency.data_inputs) + list(range(n_eval, len(inputs)))
     specs = [_eager_spec(target.model_source, reference), *_pte_specs(bundle_dir, manifest)]
+    model_dir = Path(specs[0].source) if Path(specs[0].source).is_dir() else None
+    adaptive = plan_adaptive(manifest, model_dir, n_eval) if task == "sequence-classification" else None
     return Plan(target, head, data, latency, manifest, eval_set, specs, probe_lengths, inputs, timed,
-                weight_cache, memory_without_cache, profile)
+                weight_cache, memory_without_cache, profile, adaptive)
 
 
 @dataclass
@@ -506,6 +511,8 @@ class Measurements:
     latency: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # one entry per thread count
     without_cache: dict[str, dict[str, Any]] = field(default_factory=dict)  # memory with the cache off
     answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # QA: decoded once per program
+    steps: dict[str, np.ndarray] = field(default_factory=dict)  # early exits: every step's logits
+    rule_times: dict[int, Any] = field(default_factory=dict)  # early exits: per thread count (time_rules)
 
     def qa_answers(self, qa: QAEvalSet, name: str) -> list[dict[str, Any]]:
         """Program ``name``'s best answer per question, decoded from its outputs once."""
@@ -555,6 +562,11 @@ def _measure_at(plan: Plan, threads: int, inputs_file: Path, work: Path, bar: _B
                 bar.line(f"profiling {w.spec.name} with ETDump ...")
                 entry["profile"] = w.call("profile", indices=plan.timed, runs=1)["profile"]
             m.latency[w.spec.name].append(entry)
+        if plan.adaptive is not None:  # after the memory figures: the loop's methods load now
+            if outputs:
+                m.steps = collect_steps(plan.adaptive, workers, plan.n_eval, work)
+            advance = bar.task(f"exits     {threads} thread(s)", plan.latency.rounds * len(workers))
+            m.rule_times[threads] = time_rules(plan.adaptive, workers, plan.latency.rounds, 1, advance)
     finally:
         for w in workers:
             w.close()
@@ -637,7 +649,7 @@ def compare(
 def _check_out_is_a_comparison(out: Path) -> None:
     """An existing --out must be empty or hold a comparison's files (which a new run replaces):
     never a user's own report.md or anything else."""
-    ours = {"report.json", "bundle", "work", LOCK_FILE, *PLOTS}
+    ours = {"report.json", "bundle", "work", LOCK_FILE, *PLOTS, ADAPTIVE_PLOT}
     names = sorted(p.name for p in out.iterdir())
     # (temporary folders of the bundle and the report, from a run in progress or a killed one)
     foreign = [n for n in names if n not in ours and not (n == "report.md" and "report.json" in names)
@@ -846,8 +858,7 @@ def assemble_report(plan: Plan, m: Measurements, seconds: float) -> dict[str, An
                  "text_column": data.text_column, "label_column": data.label_column,
                  "text_pair_column": data.text_pair_column, "truncated": plan.eval_set.truncated,
                  "token_lengths": {"min": min(lengths), "median": float(np.median(lengths)), "max": max(lengths)},
-                 "gold": ([plan.labels.index(str(r.label)) for r in plan.eval_set.rows]
-                          if plan.scored and plan.classification else None),
+                 "gold": _gold(plan),
                  "accuracy_skipped": None if plan.scored else (
                      "random weights: the labels mean nothing" if target.random_weights
                      else f"task {manifest['task']}")},
@@ -860,4 +871,11 @@ def assemble_report(plan: Plan, m: Measurements, seconds: float) -> dict[str, An
                                               for i, n in zip(plan.timed, plan.timed_lengths)],
                              "interleaved": True, "process_per_program": True, "gc_disabled_while_timed": True},
         "programs": programs,
+        "adaptive": (adaptive_section(plan.adaptive, m.steps, _gold(plan), m.rule_times, REFERENCE)
+                     if plan.adaptive is not None else None),
     }
+
+
+def _gold(plan: Plan) -> list[int] | None:
+    """Each example's label id, where the data is labelled for the bundle's classes."""
+    return [plan.labels.index(str(r.label)) for r in plan.eval_set.rows] if plan.scored and plan.classification else None

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from albert_edge._io import atomic_write_text, remove_stale_temps
+from albert_edge.report_adaptive import PLOT as ADAPTIVE_PLOT
+from albert_edge.report_adaptive import adaptive_markdown, plot_adaptive
 from albert_edge.report_schema import write_report_json
 
 PLOTS = ("latency_distribution.png", "latency_vs_length.png", "tradeoff.png")
+# and, for a bundle with early exits, report_adaptive.PLOT
 MD_FLIPS_LISTED = 20
 
 
@@ -341,6 +344,7 @@ def markdown(report: dict[str, Any]) -> str:
                                        for b in bucket_names])
         lines += ["Median / p90 ms by actual token length:", ""]
         lines += _md_table(["program"] + [f"{b} tokens" for b in bucket_names], rows) + [""]
+    lines += adaptive_markdown(report)
     for p in report["programs"]:
         for e in p["latency"]:
             if e.get("profile"):
@@ -495,7 +499,7 @@ def plot_tradeoff(report: dict[str, Any], path: Path) -> None:
 
 
 def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Path]:
-    """report.json (validated), report.md and the three plots into ``out``: all of them are made
+    """report.json (validated), report.md and the three plots (four with early exits) into ``out``: all of them are made
     in a temporary folder inside ``out`` first and only then renamed into place, so a failure
     (a full disk) leaves the previous files as they were, never part of a new set."""
     import matplotlib
@@ -510,11 +514,16 @@ def write_report(report: dict[str, Any], out: str | os.PathLike) -> dict[str, Pa
         for name, draw in zip(PLOTS, (plot_latency_distribution, plot_latency_vs_length, plot_tradeoff)):
             made[name] = staging / name
             draw(report, made[name])
+        if report.get("adaptive"):
+            made[ADAPTIVE_PLOT] = staging / ADAPTIVE_PLOT
+            plot_adaptive(report, made[ADAPTIVE_PLOT])
         atomic_write_text(made["md"], markdown(report))
         paths = {}
         for key, path in made.items():  # renames: no new space is needed from here on
             paths[key] = out / path.name
             os.replace(path, paths[key])
+        if not report.get("adaptive"):  # an earlier comparison's, of another bundle
+            (out / ADAPTIVE_PLOT).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths

@@ -26,7 +26,7 @@ LAYERS = [
     # settings: the config, the recipe table, training arguments, the report schema
     {"config", "recipes", "training_args", "report_schema"},
     # the model core, the tokenizer and QA windows/decoding; reading and drawing a report
-    {"model", "tokenizer", "qa", "report", "verdict", "exits"},
+    {"model", "tokenizer", "qa", "report", "report_adaptive", "verdict", "exits"},
     # what the model core is loaded from, quantized with, trained on; the bundle format
     {"checkpoint", "quantize", "datasets", "corpora", "pretraining_data", "tokenizer_goldens", "baseline", "teacher",
      "bundle_format", "qa_data", "qa_teacher", "eval_data"},
@@ -35,7 +35,7 @@ LAYERS = [
     # making bundles, the eager classifier, profiling, the training workflows
     {"bundle", "classifier", "profiling", "workflows"},
     # comparing programs, the default-model recipes
-    {"harness", "_harness_worker", "make_default", "make_default_qa"},
+    {"harness", "adaptive_compare", "_harness_worker", "make_default", "make_default_qa"},
     # the command line
     {"cli_train", "cli_compare", "cli", "__main__", "__init__"},
 ]

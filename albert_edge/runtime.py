@@ -430,7 +430,12 @@ class Program:
         """Checked inputs -> the logits (1, num_labels) of every exit up to ``depth`` (default: all);
         the last step's are ``forward``'s (bit for bit in fp32)."""
         rows: list[Tensor] = []
-        self._loop(inputs, lambda logits, k: rows.append(logits) or k == depth)
+
+        def stop(logits: Tensor, k: int) -> bool:
+            rows.append(torch.from_numpy(logits.numpy().copy()))
+            return k == depth
+
+        self._loop(inputs, stop)
         return rows
 
     def run_adaptive(self, inputs: tuple[Tensor, Tensor, Tensor], rule: ExitRule) -> tuple[Tensor, int]:
@@ -438,32 +443,34 @@ class Program:
         rows: list[list[float]] = []
 
         def stop(logits: Tensor, k: int) -> bool:
-            rows.append(logits[0].tolist())
+            rows.append(logits.tolist()[0])  # float32 values as Python floats: exact
             return rule.stops(rows)
 
-        return self._loop(inputs, stop)
+        depth = self._loop(inputs, stop)
+        return torch.tensor(rows[-1:], dtype=torch.float32), depth
 
-    def _loop(self, inputs: tuple[Tensor, Tensor, Tensor], stop: Any) -> tuple[Tensor, int]:
-        """Run steps until ``stop(logits, k)`` is true or the last step; -> (its logits, k)."""
+    def _loop(self, inputs: tuple[Tensor, Tensor, Tensor], stop: Any) -> int:
+        """Run steps until ``stop(logits, k)`` is true or the last step; -> that step. ``logits``
+        (1, num_labels) is the method's own output, valid only during the call: ``stop`` copies
+        what it keeps (the loop runs between program calls, so it copies nothing it need not)."""
         steps = self._loop_check()
         ids, mask, types = inputs
         methods = self._loop_loaded()
         if self.fused_steps:
             # Each step is its own method with its own memory, so step k's hidden state feeds
             # step k + 1 uncopied; it stays valid until step k runs again (the next input).
-            h = None
+            h, logits = methods[0]([ids, mask, types], clone_outputs=False)
             for k in range(1, steps + 1):
-                h, out = methods[k - 1]([ids, mask, types] if k == 1 else [h, mask], clone_outputs=False)
-                logits = torch.from_numpy(out.numpy().copy())
+                if k > 1:
+                    h, logits = methods[k - 1]([h, mask], clone_outputs=False)
                 if stop(logits, k) or k == steps:
-                    return logits, k
+                    return k
         embed, layer, exits = methods[0], methods[1], methods[2:]
         h = _copy_out(embed([ids, types], clone_outputs=False))
         for k in range(1, steps + 1):
             h = _copy_out(layer([h, mask], clone_outputs=False))
-            logits = _copy_out(exits[k - 1]([h], clone_outputs=False))
-            if stop(logits, k) or k == steps:
-                return logits, k
+            if stop(exits[k - 1]([h], clone_outputs=False)[0], k) or k == steps:
+                return k
         raise AssertionError("unreachable")
 
 

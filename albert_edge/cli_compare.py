@@ -91,7 +91,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Compare the eager PyTorch fp32 model with every program of a bundle (exported first "
                     "when a model is given): accuracy on labelled data, fidelity against fp32 (agreement, "
                     "cosine, SQNR, flipped labels), latency percentiles per thread count and token length "
-                    "(each program timed in its own process, interleaved), load time, peak RSS and size. "
+                    "(each program timed in its own process, interleaved), load time, peak RSS and size; for "
+                    "a bundle with early exits, every exit setting's accuracy, agreement, layer steps and "
+                    "latency against full depth, and the setting that loses no accuracy. "
                     "Prints a table and writes report.json, report.md and PNG plots. See docs/compare.md.")
     p.add_argument("target", metavar="BUNDLE_OR_MODEL",
                    help="a bundle folder (then --model names its model), or a model to export first: a "

@@ -16,7 +16,7 @@ from typing import Any
 
 from albert_edge._io import atomic_write_text, remove_stale_temps
 from albert_edge.report_adaptive import PLOT as ADAPTIVE_PLOT
-from albert_edge.report_adaptive import adaptive_markdown, plot_adaptive
+from albert_edge.report_adaptive import adaptive_lines, adaptive_markdown, plot_adaptive
 from albert_edge.report_schema import write_report_json
 
 PLOTS = ("latency_distribution.png", "latency_vs_length.png", "tradeoff.png")
@@ -208,6 +208,12 @@ def print_report(report: dict[str, Any], console: Any = None) -> None:
         for r in rows:
             table.add_row(*r)
         console.print(table)
+    early = adaptive_lines(report)
+    if early:
+        console.print(f"[bold]Early exits[/bold] (latency at {max(report['latency_settings']['threads'])} "
+                      "thread(s); every setting in report.md)")
+        for line in early:
+            console.print(f"- {line}")
     console.print(_caption(report), style="dim")
     flagged = unstable_timings(report)
     if flagged:

@@ -15,6 +15,29 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def adaptive_lines(report: dict[str, Any]) -> list[str]:
+    """One line per program for the terminal: the bundle's rule and the recommended setting, with
+    accuracy, agreement, mean steps and latency against ``forward`` at the largest thread count."""
+    a = report.get("adaptive")
+    if not a:
+        return []
+    t = str(max(report["latency_settings"]["threads"]))
+    out = []
+    for p in a["programs"]:
+        parts = []
+        for label in dict.fromkeys([a["recorded_rule"], p["recommended"]]):
+            s = next((s for s in p["settings"] if s["label"] == label), None)
+            if s is None:
+                continue
+            lat = s["latency"].get(t)
+            parts.append(f"{label}{' (bundle)' if label == a['recorded_rule'] else ''}"
+                         f"{' (recommended here)' if label == p['recommended'] else ''}: acc {_pct(s.get('accuracy'))}, "
+                         f"agree {_pct(s['agreement'])}, {s['mean_depth']:.2f}/{a['num_steps']} steps"
+                         + (f", {lat['vs_forward']:.2f}x forward" if lat else ""))
+        out.append(f"{p['name']}: " + "; ".join(parts))
+    return out
+
+
 def adaptive_markdown(report: dict[str, Any]) -> list[str]:
     """report.md's early-exit section (nothing for a bundle without ``adaptive``)."""
     a = report.get("adaptive")

@@ -124,3 +124,21 @@ def test_report_md_and_plot(setup):
     md = (out / "report.md").read_text()
     assert "## Early exits (adaptive depth)" in md and "### int8" in md and "loop at full depth" in md
     assert (out / PLOT).stat().st_size > 10_000
+
+
+def test_the_terminal_summary_names_the_bundles_rule_and_the_recommendation(setup):
+    from rich.console import Console
+
+    from albert_edge.report import print_report
+
+    _, _, report, _ = setup
+    console = Console(record=True, width=240)
+    print_report(report, console)
+    text = console.export_text()
+    assert "Early exits" in text
+    for p in report["adaptive"]["programs"]:
+        line = next(x for x in text.splitlines() if x.startswith(f"- {p['name']}: "))
+        assert "patience=1 (bundle)" in line
+        if p["recommended"]:
+            assert f"{p['recommended']}" in line and "(recommended here)" in line
+        assert ("x forward" in line) == (p["name"] != "eager-fp32")

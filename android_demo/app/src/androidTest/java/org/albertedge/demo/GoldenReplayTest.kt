@@ -139,13 +139,7 @@ class GoldenReplayTest {
                     for ((w, window) in windows.withIndex()) {
                         val out = model.outputs(programInputs(window, program, manifest))
                         for ((name, row, want) in listOf(Triple("start_logits", out[0], golden.startLogits[w]), Triple("end_logits", out[1], golden.endLogits[w]))) {
-                            if (row.size != want.size) {
-                                problems += "${program.name} qa_cases[$i] window $w $name: ${row.size} values, golden ${want.size}"
-                                continue
-                            }
-                            val worst = row.indices.maxOf { abs(row[it] - want[it]).toDouble() }
-                            if (worst > atol) problems += "${program.name} qa_cases[$i] window $w $name: off by $worst (atol $atol)"
-                            compared += row.size
+                            compared += compareRow(row, want, atol, "${program.name} qa_cases[$i] window $w $name", problems)
                         }
                     }
                 }
@@ -178,13 +172,7 @@ class GoldenReplayTest {
                     val full = model.adaptiveLogits(inputs, rule = null) // every step, to compare each one
                     for ((k, row) in full.steps.withIndex()) {
                         val expected = want.steps.getOrNull(k) ?: continue
-                        if (row.size != expected.size) {
-                            problems += "$at adaptive_cases[$i] step ${k + 1}: ${row.size} logits, golden ${expected.size}"
-                            continue
-                        }
-                        val worst = row.indices.maxOf { abs(row[it] - expected[it]).toDouble() }
-                        if (worst > atol) problems += "$at adaptive_cases[$i] step ${k + 1}: off by $worst (atol $atol)"
-                        compared += row.size
+                        compared += compareRow(row, expected, atol, "$at adaptive_cases[$i] step ${k + 1}", problems)
                     }
                     val stopped = model.adaptiveLogits(inputs)
                     val depth = stopped.depth
@@ -203,4 +191,16 @@ class GoldenReplayTest {
     }
 
     private fun longs(array: JSONArray): LongArray = LongArray(array.length()) { array.getLong(it) }
+
+    /** [row] against the golden [want] within [atol]: a line in [problems] (at [where]) when the
+     *  sizes differ or a value is off by more; returns how many values were compared. */
+    private fun compareRow(row: FloatArray, want: FloatArray, atol: Double, where: String, problems: MutableList<String>): Int {
+        if (row.size != want.size) {
+            problems += "$where: ${row.size} values, golden ${want.size}"
+            return 0
+        }
+        val worst = row.indices.maxOf { abs(row[it] - want[it]).toDouble() }
+        if (worst > atol) problems += "$where: off by $worst (atol $atol)"
+        return row.size
+    }
 }

@@ -40,6 +40,7 @@ import numpy as np
 from albert_edge import __version__, metrics
 from albert_edge._io import LOCK_FILE, check_writable, folder_lock, is_temp_of
 from albert_edge._machine import THREADS_PER_CPU, machine_info, max_threads
+from albert_edge.adaptive_compare import AdaptivePlan, adaptive_section, collect_steps, plan_adaptive, time_rules
 from albert_edge.bundle import DEFAULT_RECIPES, export_bundle
 from albert_edge.bundle_format import (
     MANIFEST_FILE,
@@ -74,7 +75,6 @@ from albert_edge.eval_data import (  # noqa: F401 (load_eval_set, probe_inputs: 
     spread_indices,
 )
 from albert_edge.qa_data import squad_scores
-from albert_edge.adaptive_compare import AdaptivePlan, adaptive_section, collect_steps, plan_adaptive, time_rules
 from albert_edge.report import PLOTS, write_report
 from albert_edge.report_adaptive import PLOT as ADAPTIVE_PLOT
 from albert_edge.report_schema import REPORT_FORMAT, REPORT_SCHEMA_VERSION

@@ -460,11 +460,11 @@ class Program:
             # Each step is its own method with its own memory, so step k's hidden state feeds
             # step k + 1 uncopied; it stays valid until step k runs again (the next input).
             h, logits = methods[0]([ids, mask, types], clone_outputs=False)
-            for k in range(1, steps + 1):
-                if k > 1:
-                    h, logits = methods[k - 1]([h, mask], clone_outputs=False)
-                if stop(logits, k) or k == steps:
-                    return k
+            k = 1
+            while not (stop(logits, k) or k == steps):
+                k += 1
+                h, logits = methods[k - 1]([h, mask], clone_outputs=False)
+            return k
         embed, layer, exits = methods[0], methods[1], methods[2:]
         h = _copy_out(embed([ids, types], clone_outputs=False))
         for k in range(1, steps + 1):

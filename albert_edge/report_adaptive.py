@@ -87,7 +87,7 @@ def plot_adaptive(report: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     metric = "accuracy" if all(s.get("accuracy") is not None for p in a["programs"] for s in p["settings"]) \
         else "agreement"
-    for p in a["programs"]:
+    for i, p in enumerate(a["programs"]):
         pts = sorted((s["latency"][t]["mean_ms"], 100 * s[metric], s["label"]) for s in p["settings"] if t in s["latency"])
         if not pts:
             continue
@@ -95,14 +95,16 @@ def plot_adaptive(report: dict[str, Any], path: Path) -> None:
         for x, y, rule in pts:
             if rule == "full depth" or rule == p["recommended"]:
                 ax.scatter([x], [y], s=120, facecolors="none", edgecolors=line.get_color(), linewidths=1.5)
-                ax.annotate(rule if rule == "full depth" else f"{rule} (recommended)", (x, y),
-                            textcoords="offset points", xytext=(6, -12), fontsize=8)
+                # Programs' points often share an accuracy: stagger the labels so none overlap.
+                full = rule == "full depth"  # full depth's label right of its point, the recommendation's left
+                ax.annotate("full" if full else rule, (x, y), textcoords="offset points", ha="left" if full else "right",
+                            xytext=(6 if full else -6, -12 - 10 * i), fontsize=8, color=line.get_color())
     ax.set_xlabel(f"mean latency per input, {t} thread{'s' if t != '1' else ''} (ms)")
     ax.set_ylabel(f"{metric} (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"{report['model']['source']}: early exits, {metric} against latency (one point per setting)",
-                 fontsize=10)
+    ax.set_title(f"{report['model']['source']}: early exits, {metric} against latency (one point per setting; "
+                 "circled: full depth and the recommended setting)", fontsize=9)
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     os.replace(tmp, path)
